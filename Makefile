@@ -1,0 +1,29 @@
+# Each target is a one-liner and the name of the CI step it mirrors.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TABLE ?= ../shared/data/nas-bench-201/nb201_accuracy_table.csv.gz
+
+.PHONY: install lint fmt test test-all bench-nb201 bench-controller
+
+$(VENV)/.installed: pyproject.toml
+	python3.11 -m venv $(VENV) && $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[test]' && touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+fmt: install
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+test: install
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: install
+	$(PY) -m pytest -q
+
+bench-nb201: install
+	mkdir -p bench-out && $(VENV)/bin/nao bench nb201 --table $(TABLE) --methods nao,random,evolution --queries 50,100,150 --seeds 20 --signal c10_valid_acc_200ep --report c10_test_acc_200ep --json bench-out/nb201.json
+
+bench-controller: install
+	mkdir -p bench-out && $(VENV)/bin/nao bench controller --json bench-out/controller.json

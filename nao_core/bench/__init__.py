@@ -1,0 +1,1 @@
+"""Benchmarks behind ``nao bench``: each prints figures measured in this process."""

@@ -1,0 +1,99 @@
+"""Architecture optimisation in embedding space (nao-spec §3).
+
+For seed architectures with normalised encoder outputs e_t, move every e_t along the
+predictor's gradient, e'_t = normalize(e_t + eta * df/de_t), re-pool emb' and decode greedily
+from (emb', e'). All step sizes eta = 1..max_step_size+1 are stacked along the batch and
+decoded in one pass; candidates are then taken in the authors' order (eta ascending, seeds
+in rank order) or, with ``proposal_order="predicted"``, by the predictor's score of the decoded
+architecture. Candidates are unique by canonical form and unseen in ``known``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from nao_core.controller.model import Controller, pool_embedding
+from nao_core.search_space.base import Arch, SearchSpace
+
+
+@dataclass(frozen=True)
+class Proposal:
+    arch: Arch
+    parent: int  # index into the seed list
+    step_size: float
+    predicted: float  # predictor output for the decoded architecture
+
+
+def move_embeddings(
+    controller: Controller, seeds: torch.Tensor, step_sizes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Memory (S*B, T, H) and embedding (S*B, H) after one gradient step per step size.
+
+    Row ``s * B + b`` is seed b moved by ``step_sizes[s]``.
+    """
+    controller.eval()
+    with torch.no_grad():
+        memory, _ = controller.encoder(seeds)  # (B, T, H)
+    memory = memory.detach().requires_grad_(True)
+    with torch.enable_grad():
+        pred = controller.predictor(pool_embedding(memory))
+        (grad,) = torch.autograd.grad(pred.sum(), memory)  # (B, T, H), equal over t
+    with torch.no_grad():
+        moved = memory.unsqueeze(0) + step_sizes.view(-1, 1, 1, 1) * grad.unsqueeze(0)
+        moved = torch.nn.functional.normalize(moved.flatten(0, 1), dim=-1)
+        return moved, pool_embedding(moved)
+
+
+@torch.no_grad()
+def _predict(controller: Controller, tokens: torch.Tensor) -> torch.Tensor:
+    return controller.predict(tokens)
+
+
+def improve(
+    controller: Controller,
+    space: SearchSpace,
+    seeds: Sequence[Arch],
+    n_new: int,
+    known: Collection[str] = (),
+    *,
+    max_step_size: int | None = None,
+    order: str | None = None,
+) -> list[Proposal]:
+    """Up to ``n_new`` new architectures reached from ``seeds`` by gradient steps."""
+    cfg = controller.cfg
+    max_step = cfg.max_step_size if max_step_size is None else max_step_size
+    order = order or cfg.proposal_order
+    if n_new <= 0 or not seeds:
+        return []
+    seed_tokens = torch.tensor([space.encode(a) for a in seeds], dtype=torch.long)
+    step_sizes = torch.arange(1, max_step + 2, dtype=torch.float32)
+    memory, emb = move_embeddings(controller, seed_tokens, step_sizes)
+    with torch.no_grad():
+        decoded = controller.decoder.greedy(memory, emb, controller.mask)  # (S*B, L)
+
+    seen = set(known)
+    candidates: list[tuple[int, Arch, int, float]] = []  # (row, arch, parent, eta)
+    B = len(seeds)
+    for row, toks in enumerate(decoded.tolist()):  # eta-major: the authors' order
+        arch = space.decode(toks)
+        key = space.canonical_key(arch)
+        if key in seen:
+            continue
+        seen.add(key)
+        candidates.append((row, arch, row % B, float(step_sizes[row // B])))
+        if order == "step" and len(candidates) >= n_new:
+            break
+    if not candidates:
+        return []
+    rows = torch.tensor([c[0] for c in candidates])
+    scores = _predict(controller, decoded[rows]).tolist()
+    proposals = [
+        Proposal(arch, parent, eta, score)
+        for (_, arch, parent, eta), score in zip(candidates, scores, strict=True)
+    ]
+    if order == "predicted":
+        proposals.sort(key=lambda p: -p.predicted)
+    return proposals[:n_new]

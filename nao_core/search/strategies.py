@@ -1,0 +1,174 @@
+"""Search strategies over any evaluator, each spending exactly a query budget.
+
+* ``nao``: random initial pool, then rounds of (fit the controller on every architecture
+  evaluated so far -> gradient steps from the top seeds -> evaluate the new architectures),
+  the controller warm-started across rounds (nao-spec §2.1, §3, §5).
+* ``random``: uniform samples from the space's own sampler.
+* ``evolution``: regularized (aging) evolution, Real et al. 2019: tournament of ``sample_size``
+  from a population of ``population_size``, mutate the winner, the oldest member dies.
+
+All three see the same signal through a ``QueryBudget`` and stop when it is spent. Randomness
+comes only from the ``seed`` argument, so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from nao_core.config import ControllerConfig, InvalidConfig
+from nao_core.evaluator.base import Evaluator
+from nao_core.search.budget import BudgetExhausted, QueryBudget
+from nao_core.search_space.base import Arch, SearchSpace
+
+logger = logging.getLogger(__name__)
+
+_MAX_SAMPLE_TRIES = 10_000  # draws without a new architecture before we call the space spent
+
+
+@dataclass(frozen=True)
+class NaoConfig:
+    initial_pool: int = 600
+    random_per_round: int = 0  # the TF NAO-WS recipe adds 50 fresh random archs each round
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+
+    def __post_init__(self) -> None:
+        if self.initial_pool < 2:
+            raise InvalidConfig("nao.initial_pool: must be >= 2 (the controller needs a range)")
+        if self.random_per_round < 0:
+            raise InvalidConfig("nao.random_per_round: must be >= 0")
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    population_size: int = 20
+    sample_size: int = 5
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.sample_size <= self.population_size:
+            raise InvalidConfig("evolution.sample_size: must be in 1..population_size")
+
+
+def _query_random(
+    oracle: QueryBudget, space: SearchSpace, rng: np.random.Generator, n: int
+) -> None:
+    """Evaluate up to ``n`` new random architectures (fewer when the space runs out)."""
+    target, misses = oracle.used + min(n, oracle.remaining), 0
+    while oracle.used < target and misses < _MAX_SAMPLE_TRIES:
+        arch = space.sample(rng)
+        if oracle.known(arch):
+            misses += 1
+            continue
+        oracle.query(arch)
+        misses = 0
+
+
+def run_random(evaluator: Evaluator, budget: int, seed: int, cfg: object = None) -> QueryBudget:
+    oracle = QueryBudget(evaluator, budget)
+    _query_random(oracle, evaluator.space, np.random.default_rng(seed), budget)
+    return oracle
+
+
+def mutate(space: SearchSpace, arch: Arch, rng: np.random.Generator) -> Arch:
+    """Change one token to another token legal at that position (one input or one op)."""
+    tokens = list(space.encode(arch))
+    mask = space.token_mask()
+    positions = [t for t in range(space.length) if mask[t].sum() > 1]
+    t = int(rng.choice(positions))
+    choices = [v for v in np.flatnonzero(mask[t]) if v != tokens[t]]
+    tokens[t] = int(rng.choice(choices))
+    return space.decode(tokens)
+
+
+def run_evolution(
+    evaluator: Evaluator, budget: int, seed: int, cfg: EvolutionConfig | None = None
+) -> QueryBudget:
+    cfg = cfg or EvolutionConfig()
+    space, rng = evaluator.space, np.random.default_rng(seed)
+    oracle = QueryBudget(evaluator, budget)
+    population: deque[tuple[Arch, float]] = deque()
+    try:
+        while len(population) < cfg.population_size and oracle.remaining > 0:
+            arch = space.sample(rng)
+            population.append((arch, oracle.query(arch)))
+        stale = 0
+        while oracle.remaining > 0 and stale < _MAX_SAMPLE_TRIES:
+            picks = rng.choice(
+                len(population), size=min(cfg.sample_size, len(population)), replace=False
+            )
+            parent = max((population[i] for i in picks), key=lambda m: m[1])[0]
+            child = mutate(space, parent, rng)
+            stale = stale + 1 if oracle.known(child) else 0
+            population.append((child, oracle.query(child)))
+            population.popleft()
+    except BudgetExhausted:
+        pass
+    return oracle
+
+
+def run_nao(
+    evaluator: Evaluator, budget: int, seed: int, cfg: NaoConfig | None = None
+) -> QueryBudget:
+    from nao_core.controller import Controller, fit_controller, improve
+
+    cfg = cfg or NaoConfig()
+    ccfg = cfg.controller
+    space, rng = evaluator.space, np.random.default_rng(seed)
+    oracle = QueryBudget(evaluator, budget)
+    _query_random(oracle, space, rng, cfg.initial_pool)
+    with torch.random.fork_rng():  # the module initialisers draw from the global generator
+        torch.manual_seed(seed)
+        controller = Controller(space, ccfg)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = None
+    round_ = 0
+    while oracle.remaining > 0:
+        round_ += 1
+        tokens = torch.tensor([space.encode(a) for a in oracle.archs], dtype=torch.long)
+        report, optimizer = fit_controller(
+            controller, tokens, np.asarray(oracle.scores), generator=generator, optimizer=optimizer
+        )
+        order = np.argsort(-np.asarray(oracle.scores), kind="stable")[: ccfg.top_seeds]
+        seeds = [oracle.archs[i] for i in order]
+        n_new = min(ccfg.new_archs, oracle.remaining)
+        proposals = improve(controller, space, seeds, n_new, oracle.keys())
+        for p in proposals:
+            oracle.query(p.arch)
+        logger.info(
+            "nao round=%d proposals=%d pairwise=%.3f best=%.3f used=%d",
+            round_,
+            len(proposals),
+            report.pairwise_accuracy,
+            max(oracle.scores),
+            oracle.used,
+        )
+        # The controller can run dry (every step decodes to a known arch): keep the budget moving.
+        _query_random(oracle, space, rng, n_new - len(proposals) + cfg.random_per_round)
+        if not proposals and oracle.remaining > 0 and oracle.used == len(tokens):
+            break  # the space is exhausted
+    return oracle
+
+
+Strategy = Callable[[Evaluator, int, int, object], QueryBudget]
+_STRATEGIES: dict[str, Strategy] = {
+    "nao": run_nao,  # type: ignore[dict-item]
+    "random": run_random,
+    "evolution": run_evolution,  # type: ignore[dict-item]
+}
+
+
+def list_strategies() -> list[str]:
+    return sorted(_STRATEGIES)
+
+
+def create_strategy(name: str) -> Strategy:
+    from nao_core.errors import UnknownName
+
+    if name not in _STRATEGIES:
+        raise UnknownName("search strategy", name, list_strategies())
+    return _STRATEGIES[name]

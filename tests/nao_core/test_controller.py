@@ -1,0 +1,144 @@
+"""The encoder-predictor-decoder: shapes, validity of decoding, fitting, the embedding step."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+from nao_core.config import ControllerConfig
+from nao_core.controller import (
+    Controller,
+    fit_controller,
+    improve,
+    normalize_scores,
+    pairwise_accuracy,
+)
+from nao_core.controller.improve import move_embeddings
+from nao_core.search_space import create_search_space, list_search_spaces
+
+
+def make(space_name: str, **cfg) -> tuple:
+    space = create_search_space(space_name)
+    torch.manual_seed(0)
+    return space, Controller(space, ControllerConfig(**cfg))
+
+
+def test_paper_sizes_give_about_280k_parameters() -> None:
+    _, ctrl = make("cnn")
+    assert 270_000 < sum(p.numel() for p in ctrl.parameters()) < 290_000  # nao-spec §2.1: 0.28 M
+
+
+@pytest.mark.parametrize("name", list_search_spaces())
+def test_untrained_greedy_decoding_is_always_valid(name: str) -> None:
+    space, ctrl = make(name)
+    archs = space.sample_many(np.random.default_rng(1), 64)
+    tokens = torch.tensor([space.encode(a) for a in archs])
+    with torch.no_grad():
+        out = ctrl.reconstruct(tokens)
+    assert out.shape == tokens.shape
+    for row in out.tolist():
+        space.decode(row)  # raises if any token is outside the mask
+
+
+def test_folded_input_projection_equals_the_plain_one() -> None:
+    space, ctrl = make("cnn")
+    tokens = torch.tensor([space.encode(a) for a in space.sample_many(np.random.default_rng(2), 8)])
+    ctrl.eval()
+    pred_fold, logits_fold = ctrl(tokens)
+    for m in (ctrl.encoder.rnn, ctrl.decoder.rnn):
+        m.fold_inputs = False
+    pred_plain, logits_plain = ctrl(tokens)
+    torch.testing.assert_close(pred_fold, pred_plain, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(logits_fold, logits_plain, atol=1e-4, rtol=1e-4)
+
+
+def test_augment_permutes_only_symmetric_branches() -> None:
+    space, ctrl = make("cnn")
+    archs = space.sample_many(np.random.default_rng(3), 32)
+    tokens = torch.tensor([space.encode(a) for a in archs])
+    swapped = ctrl.augment(tokens, torch.Generator().manual_seed(0))
+    assert not torch.equal(swapped, tokens)
+    for a, row in zip(archs, swapped.tolist(), strict=True):
+        assert space.canonical(space.decode(row)) == space.canonical(a)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_predictor_and_decoder_fit_a_small_set(precision: str) -> None:
+    space, ctrl = make(
+        "cnn", epochs=200, batch_size=8, precision=precision, mlp_dropout=0.0, swap_augment=False
+    )
+    rng = np.random.default_rng(4)
+    archs = space.sample_many(rng, 16)
+    scores = rng.random(16)
+    tokens = torch.tensor([space.encode(a) for a in archs])
+    report, _ = fit_controller(ctrl, tokens, scores, generator=torch.Generator().manual_seed(0))
+    assert report.pairwise_accuracy > 0.95
+    assert report.mse < 0.01
+    assert report.hamming_distance < 1.0  # greedy reconstruction of the training set
+
+
+def test_normalize_and_pairwise() -> None:
+    assert normalize_scores(np.array([1.0, 3.0, 2.0])).tolist() == [0.0, 1.0, 0.5]
+    assert normalize_scores(np.array([2.0, 2.0])).tolist() == [0.5, 0.5]
+    assert normalize_scores(np.array([10.0, 90.0, 91.0, 91.0]), "rank").tolist() == [
+        0.0,
+        1 / 3,
+        5 / 6,
+        5 / 6,
+    ]
+    assert pairwise_accuracy(np.array([1, 2, 3]), np.array([10, 20, 30])) == 1.0
+    assert pairwise_accuracy(np.array([3, 2, 1]), np.array([10, 20, 30])) == 0.0
+
+
+@functools.cache
+def _fitted(space_name: str):
+    space, ctrl = make(space_name, epochs=100, batch_size=50, mlp_dropout=0.0)
+    rng = np.random.default_rng(5)
+    archs = space.sample_many(rng, 100)
+    # a learnable signal: how many of the tokens sit in the upper half of their legal range
+    tokens = torch.tensor([space.encode(a) for a in archs])
+    scores = tokens.float().mean(dim=1).numpy()
+    fit_controller(ctrl, tokens, scores, generator=torch.Generator().manual_seed(0))
+    return space, ctrl, archs, scores
+
+
+def test_gradient_step_raises_the_prediction() -> None:
+    space, ctrl, archs, _ = _fitted("nb201")
+    seeds = torch.tensor([space.encode(a) for a in archs[:10]])
+    _memory, emb = move_embeddings(ctrl, seeds, torch.tensor([0.0, 1.0, 5.0]))
+    with torch.no_grad():
+        pred = ctrl.predictor(emb).view(3, 10)
+    assert (pred[1] > pred[0]).float().mean() >= 0.9
+    assert (pred[2] > pred[0]).float().mean() >= 0.9
+
+
+@pytest.mark.parametrize("order", ["step", "predicted"])
+def test_improve_returns_new_unique_better_architectures(order: str) -> None:
+    space, ctrl, archs, scores = _fitted("nb201")
+    known = {space.canonical_key(a) for a in archs}
+    top = [archs[i] for i in np.argsort(-scores)[:10]]
+    props = improve(ctrl, space, top, 10, known, order=order)
+    assert len(props) == 10
+    keys = [space.canonical_key(p.arch) for p in props]
+    assert len(set(keys)) == 10
+    assert not set(keys) & known
+    with torch.no_grad():
+        seed_pred = ctrl.predict(torch.tensor([space.encode(a) for a in top])).numpy()
+    new_pred = np.array([p.predicted for p in props])
+    parent_pred = seed_pred[[p.parent for p in props]]
+    assert new_pred.mean() > parent_pred.mean()
+    assert all(1 <= p.step_size <= ctrl.cfg.max_step_size + 1 for p in props)
+    if order == "step":  # the authors' order: eta never decreases
+        assert [p.step_size for p in props] == sorted(p.step_size for p in props)
+    else:
+        assert list(new_pred) == sorted(new_pred, reverse=True)
+
+
+def test_improve_respects_n_new_and_empty_inputs() -> None:
+    space, ctrl = make("nb201")
+    assert improve(ctrl, space, [], 5) == []
+    arch = space.sample(np.random.default_rng(0))
+    assert improve(ctrl, space, [arch], 0) == []
