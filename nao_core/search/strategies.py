@@ -114,16 +114,21 @@ def run_evolution(
 def run_nao(
     evaluator: Evaluator, budget: int, seed: int, cfg: NaoConfig | None = None
 ) -> QueryBudget:
+    # Module initialisers and dropout draw from torch's global generator: seed a private
+    # copy of it so the run is reproducible and the caller's generator is left untouched.
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return _run_nao(evaluator, budget, seed, cfg or NaoConfig())
+
+
+def _run_nao(evaluator: Evaluator, budget: int, seed: int, cfg: NaoConfig) -> QueryBudget:
     from nao_core.controller import Controller, fit_controller, improve
 
-    cfg = cfg or NaoConfig()
     ccfg = cfg.controller
     space, rng = evaluator.space, np.random.default_rng(seed)
     oracle = QueryBudget(evaluator, budget)
     _query_random(oracle, space, rng, cfg.initial_pool)
-    with torch.random.fork_rng():  # the module initialisers draw from the global generator
-        torch.manual_seed(seed)
-        controller = Controller(space, ccfg)
+    controller = Controller(space, ccfg)
     generator = torch.Generator().manual_seed(seed)
     optimizer = None
     round_ = 0

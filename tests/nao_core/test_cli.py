@@ -1,0 +1,80 @@
+"""The ``nao`` command as a user runs it: a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def nao(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nao_core.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_spaces_and_arch() -> None:
+    out = nao("spaces")
+    assert out.returncode == 0
+    assert "cnn " in out.stdout
+    assert "nb201" in out.stdout
+    out = nao("arch", "rnn", "0 1 1 1 2 2 1 2 4 1 4 1 4 1 7 1 8 2 1 0 4 1")
+    assert out.returncode == 0
+    info = json.loads(out.stdout)
+    assert info["arch"].startswith("s1=relu(s0)")
+    assert len(info["hash"]) == 64
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    out = nao("arch", "cnn", "1 2 3")
+    assert out.returncode == 2
+    assert "expected 40 integers, got 3" in out.stderr
+    out = nao("arch", "resnet", "x")
+    assert out.returncode == 2
+    assert "unknown search space 'resnet'" in out.stderr
+
+
+def test_bench_nb201_small(nb201_table: Path, tmp_path: Path) -> None:
+    out_json = tmp_path / "rows.json"
+    out = nao(
+        "bench", "nb201", "--table", str(nb201_table), "--methods", "random,evolution",
+        "--queries", "10,20", "--seeds", "3", "--workers", "2", "--json", str(out_json),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out_json.read_text())
+    assert [(r["method"], r["queries"]) for r in rows] == [
+        ("random", 10), ("random", 20), ("evolution", 10), ("evolution", 20),
+    ]  # fmt: skip
+    for r in rows:
+        assert set(r) == {"method", "queries", "mean", "std", "seeds", "seconds_per_run"}
+        assert 10.0 < r["mean"] <= 94.38
+        assert r["seeds"] == 3
+    assert "optimum of c10_test_acc_200ep in the table: 94.37" in out.stdout
+
+
+def test_bench_nb201_rejects_unknown_column(nb201_table: Path) -> None:
+    out = nao("bench", "nb201", "--table", str(nb201_table), "--report", "nope", "--seeds", "1")
+    assert out.returncode == 2
+    assert "column 'nope'" in out.stderr
+
+
+@pytest.mark.slow
+def test_bench_controller_runs(tmp_path: Path) -> None:
+    out = nao(
+        "bench",
+        "controller",
+        "--epochs",
+        "3",
+        "--baseline-epochs",
+        "1",
+        "--json",
+        str(tmp_path / "c.json"),
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert 0 < data["new_archs"] <= 300  # 3 epochs leave the decoder near-constant
+    assert data["speedup_vs_baseline"] > 1.0
+    assert data["seconds_per_round_projected"] > 0
