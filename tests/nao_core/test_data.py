@@ -65,11 +65,14 @@ def cifar10_dir(tmp_path_factory, cifar10_npz) -> Path:
     folder = root / "cifar-10-batches-py"
     held = cifar10_npz["heldout"]
     parts = [cifar10_npz["part1"], cifar10_npz["part2"]] + [
-        {"x": x, "y": y} for x, y in zip(np.array_split(held["x"], 3), np.array_split(held["y"], 3))
+        {"x": x, "y": y}
+        for x, y in zip(np.array_split(held["x"], 3), np.array_split(held["y"], 3), strict=True)
     ]
     for i, part in enumerate(parts, start=1):
         write_batch(folder / f"data_batch_{i}", part["x"], part["y"], b"labels")
-    write_batch(folder / "test_batch", cifar10_npz["test"]["x"], cifar10_npz["test"]["y"], b"labels")
+    write_batch(
+        folder / "test_batch", cifar10_npz["test"]["x"], cifar10_npz["test"]["y"], b"labels"
+    )
     return root
 
 
@@ -140,7 +143,10 @@ def test_cifar100_reads_fine_labels(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "missing", "tarball"),
-    [("cifar10", "data_batch_1", "cifar-10-python.tar.gz"), ("cifar100", "train", "cifar-100-python.tar.gz")],
+    [
+        ("cifar10", "data_batch_1", "cifar-10-python.tar.gz"),
+        ("cifar100", "train", "cifar-100-python.tar.gz"),
+    ],
 )
 def test_missing_file_names_file_dir_and_source(tmp_path, name, missing, tarball):
     with pytest.raises(MissingData) as err:
@@ -190,7 +196,9 @@ def test_split_train_valid_is_a_seeded_partition():
 
 
 def test_random_crop_shifts_each_image_within_padding():
-    x = torch.randint(1, 256, (32, 3, 8, 8), generator=torch.Generator().manual_seed(0)).to(torch.uint8)
+    x = torch.randint(1, 256, (32, 3, 8, 8), generator=torch.Generator().manual_seed(0)).to(
+        torch.uint8
+    )
     out = random_crop(x, 2, torch.Generator().manual_seed(1))
     assert out.shape == x.shape
     assert out.dtype == torch.uint8
@@ -213,9 +221,9 @@ def test_random_crop_shifts_each_image_within_padding():
 def test_random_flip_mirrors_some_images():
     x = torch.randn(64, 3, 4, 4)
     out = random_flip(x, torch.Generator().manual_seed(0))
-    flipped = [torch.equal(o, xi.flip(2)) for o, xi in zip(out, x)]
-    kept = [torch.equal(o, xi) for o, xi in zip(out, x)]
-    assert all(f != k for f, k in zip(flipped, kept))
+    flipped = [torch.equal(o, xi.flip(2)) for o, xi in zip(out, x, strict=True)]
+    kept = [torch.equal(o, xi) for o, xi in zip(out, x, strict=True)]
+    assert all(f != k for f, k in zip(flipped, kept, strict=True))
     assert 10 < sum(flipped) < 54
     assert torch.equal(out, random_flip(x, torch.Generator().manual_seed(0)))
 
@@ -260,7 +268,7 @@ def test_train_batches_reproducible_with_same_seed():
     def epoch(seed: int) -> list[torch.Tensor]:
         return [x for x, _ in data.train_batches(32, torch.Generator().manual_seed(seed))]
 
-    assert all(torch.equal(a, b) for a, b in zip(epoch(3), epoch(3)))
+    assert all(torch.equal(a, b) for a, b in zip(epoch(3), epoch(3), strict=True))
     assert not torch.equal(epoch(3)[0], epoch(4)[0])
 
 
@@ -270,18 +278,25 @@ def test_eval_is_deterministic_normalised_and_fixed_batches_are_fixed():
     first = list(data.eval_batches("valid", 32))
     second = list(data.eval_batches("valid", 32))
     assert [len(y) for _, y in first] == [32, 32, 6]
-    assert all(torch.equal(a[0], b[0]) for a, b in zip(first, second))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(first, second, strict=True))
     x = torch.cat([b[0] for b in first])
     assert torch.cat([b[1] for b in first]).tolist() == list(range(70))  # stored order
     assert x.mean(dim=(0, 2, 3)).abs().max() < 1e-4
     assert (x.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-3
-    fixed = data.fixed_batches("valid", 32, num_batches=2, generator=torch.Generator().manual_seed(5))
-    again = data.fixed_batches("valid", 32, num_batches=2, generator=torch.Generator().manual_seed(5))
+    fixed = data.fixed_batches(
+        "valid", 32, num_batches=2, generator=torch.Generator().manual_seed(5)
+    )
+    again = data.fixed_batches(
+        "valid", 32, num_batches=2, generator=torch.Generator().manual_seed(5)
+    )
     assert [len(y) for _, y in fixed] == [32, 32]
     assert len(set(torch.cat([y for _, y in fixed]).tolist())) == 64  # without replacement
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(fixed, again))
+    assert all(
+        torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        for a, b in zip(fixed, again, strict=True)
+    )
     in_order = data.fixed_batches("valid", 32)
-    assert all(torch.equal(a[0], b[0]) for a, b in zip(in_order, first))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(in_order, first, strict=True))
     assert len(data.fixed_batches("valid", 500, num_batches=3)[0][1]) == 70  # clamped to the split
 
 
@@ -307,7 +322,9 @@ def test_digits_splits(digits):
     splits = [digits.train, digits.valid, digits.test]
     rows = torch.cat([torch.cat([s.x.flatten(1), s.y[:, None]], 1) for s in splits])
     want = torch.cat([full.x.flatten(1), full.y[:, None]], 1)
-    assert torch.equal(rows.unique(dim=0, return_counts=True)[1], want.unique(dim=0, return_counts=True)[1])
+    assert torch.equal(
+        rows.unique(dim=0, return_counts=True)[1], want.unique(dim=0, return_counts=True)[1]
+    )
     assert torch.equal(rows.unique(dim=0), want.unique(dim=0))
     assert set(digits.test.y.tolist()) == set(range(10))
 
@@ -338,7 +355,7 @@ def test_cuda_batches_match_cpu_with_a_cpu_generator():
     gpu_data = ImageData(ds, "cuda", cutout=8, channels_last=True, dtype=torch.float16)
     gpu = list(gpu_data.train_batches(16, torch.Generator().manual_seed(0)))
     assert gpu[0][0].device.type == "cuda"
-    for (xc, yc), (xg, yg) in zip(cpu, gpu):
+    for (xc, yc), (xg, yg) in zip(cpu, gpu, strict=True):
         assert torch.equal(yc, yg.cpu())
         torch.testing.assert_close(xg.float().cpu(), xc, atol=1e-2, rtol=1e-2)
     cuda_gen = torch.Generator(device="cuda").manual_seed(0)
