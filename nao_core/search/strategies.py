@@ -35,11 +35,14 @@ _MAX_SAMPLE_TRIES = 10_000  # draws without a new architecture before we call th
 class NaoConfig:
     initial_pool: int = 600
     random_per_round: int = 0  # the TF NAO-WS recipe adds 50 fresh random archs each round
+    ensemble: int = 1  # controllers trained side by side; >1 ranks proposals by their mean
     controller: ControllerConfig = field(default_factory=ControllerConfig)
 
     def __post_init__(self) -> None:
         if self.initial_pool < 2:
             raise InvalidConfig("nao.initial_pool: must be >= 2 (the controller needs a range)")
+        if self.ensemble < 1:
+            raise InvalidConfig("nao.ensemble: must be >= 1")
         if self.random_per_round < 0:
             raise InvalidConfig("nao.random_per_round: must be >= 0")
 
@@ -122,41 +125,63 @@ def run_nao(
 
 
 def _run_nao(evaluator: Evaluator, budget: int, seed: int, cfg: NaoConfig) -> QueryBudget:
-    from nao_core.controller import Controller, fit_controller, improve
+    from nao_core.controller import Controller, fit_controller
 
     ccfg = cfg.controller
     space, rng = evaluator.space, np.random.default_rng(seed)
     oracle = QueryBudget(evaluator, budget)
     _query_random(oracle, space, rng, cfg.initial_pool)
-    controller = Controller(space, ccfg)
+    controllers = [Controller(space, ccfg) for _ in range(cfg.ensemble)]
+    optimizers: list[torch.optim.Optimizer | None] = [None] * cfg.ensemble
     generator = torch.Generator().manual_seed(seed)
-    optimizer = None
     round_ = 0
     while oracle.remaining > 0:
         round_ += 1
         tokens = torch.tensor([space.encode(a) for a in oracle.archs], dtype=torch.long)
-        report, optimizer = fit_controller(
-            controller, tokens, np.asarray(oracle.scores), generator=generator, optimizer=optimizer
-        )
+        for k, controller in enumerate(controllers):
+            report, optimizers[k] = fit_controller(
+                controller, tokens, np.asarray(oracle.scores), generator=generator,
+                optimizer=optimizers[k],
+            )  # fmt: skip
         order = np.argsort(-np.asarray(oracle.scores), kind="stable")[: ccfg.top_seeds]
         seeds = [oracle.archs[i] for i in order]
         n_new = min(ccfg.new_archs, oracle.remaining)
-        proposals = improve(controller, space, seeds, n_new, oracle.keys())
-        for p in proposals:
-            oracle.query(p.arch)
+        proposals = _propose(controllers, space, seeds, n_new, oracle.keys())
+        for arch in proposals:
+            oracle.query(arch)
         logger.info(
             "nao round=%d proposals=%d pairwise=%.3f best=%.3f used=%d",
-            round_,
-            len(proposals),
-            report.pairwise_accuracy,
-            max(oracle.scores),
-            oracle.used,
-        )
+            round_, len(proposals), report.pairwise_accuracy, max(oracle.scores), oracle.used,
+        )  # fmt: skip
         # The controller can run dry (every step decodes to a known arch): keep the budget moving.
         _query_random(oracle, space, rng, n_new - len(proposals) + cfg.random_per_round)
         if not proposals and oracle.remaining > 0 and oracle.used == len(tokens):
             break  # the space is exhausted
     return oracle
+
+
+def _propose(
+    controllers: list, space: SearchSpace, seeds: list[Arch], n_new: int, known: set[str]
+) -> list[Arch]:
+    """``n_new`` new archs: one controller's ``improve``, or, for an ensemble, the union of
+    every member's candidates ranked by the members' mean prediction (one member's gradient
+    finds the candidates, the others keep its optimism in check)."""
+    from nao_core.controller import improve
+
+    if len(controllers) == 1:
+        return [p.arch for p in improve(controllers[0], space, seeds, n_new, known)]
+    pool: dict[str, Arch] = {}
+    for c in controllers:
+        for p in improve(c, space, seeds, n_new * len(controllers), known):
+            pool.setdefault(space.canonical_key(p.arch), p.arch)
+    if not pool:
+        return []
+    archs = list(pool.values())
+    tokens = torch.tensor([space.encode(a) for a in archs], dtype=torch.long)
+    with torch.no_grad():
+        mean = torch.stack([c.eval().predict(tokens) for c in controllers]).mean(dim=0)
+    best = torch.argsort(mean, descending=True, stable=True)[:n_new]
+    return [archs[i] for i in best.tolist()]
 
 
 Strategy = Callable[[Evaluator, int, int, object], QueryBudget]

@@ -124,3 +124,11 @@ def test_tabular_errors(tmp_path: Path) -> None:
     other = space.parse(arch.replace("none~2", "skip_connect~2"))
     with pytest.raises(InvalidArchitecture, match="not in"):
         ev.evaluate(other)
+
+
+def test_nao_ensemble_spends_its_budget(evaluator: TabularEvaluator) -> None:
+    cfg = NaoConfig(initial_pool=8, ensemble=2, controller=SMALL_NAO.controller)
+    oracle = create_strategy("nao")(evaluator, 18, 3, cfg)
+    assert oracle.used == 18
+    with pytest.raises(InvalidConfig, match="ensemble"):
+        NaoConfig(ensemble=0)
