@@ -27,3 +27,7 @@ bench-nb201: install
 
 bench-controller: install
 	mkdir -p bench-out && $(VENV)/bin/nao bench controller --json bench-out/controller.json
+
+.PHONY: bench-supernet
+bench-supernet: install
+	mkdir -p bench-out && $(VENV)/bin/nao bench supernet --json bench-out/supernet.json

@@ -5,6 +5,10 @@ nao arch SPACE "ARCH"                   validate an architecture; print its form
 nao presets                             list the named configurations
 nao bench nb201 --table PATH ...        NAO vs random vs evolution on a tabular benchmark
 nao bench controller                    one controller round at the paper's settings, timed
+nao bench supernet                      NAO-WS throughput and a full paper search projected
+nao search --preset small --out DIR     NAO-WS search (re-run on DIR to resume)
+nao train --arch-name naonet-b --out D  final training of one architecture
+nao eval --checkpoint D/model.pt        accuracy, parameters and FLOPs of a trained model
 """
 
 from __future__ import annotations
@@ -95,7 +99,141 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=int, default=2)
     c.add_argument("--json")
     c.set_defaults(func=_cmd_bench_controller)
+    _add_run_commands(sub, bench)
     return p
+
+
+# --- NAO-WS search, final training, evaluation (issue #3) ------------------------------------
+# nao search --space cnn --dataset cifar10 --data-dir DIR --preset small --out RUN_DIR [--set k=v]
+# nao train  --arch "..." | --arch-name naonet-a --dataset cifar10 --data-dir DIR --out DIR ...
+# nao eval   --checkpoint PATH [--data-dir DIR]
+# nao bench supernet [--json OUT]
+# Re-running search or train on the folder of a killed run resumes it.
+
+
+def _resolve_preset(kind: str, name: str) -> object:
+    from nao_core.presets import get_preset
+
+    return get_preset(name if "/" in name else f"{kind}/{name}")
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from nao_core.config import apply_overrides
+    from nao_core.engine import LoggingCallback
+    from nao_core.search.ws import run_search
+
+    cfg = _resolve_preset("search", args.preset)
+    named = {"space": args.space, "data.dataset": args.dataset}
+    cfg = apply_overrides(cfg, {k: v for k, v in named.items() if v is not None})
+    cfg = apply_overrides(cfg, args.set or [])
+    _set_threads(args)
+    result = run_search(
+        cfg,
+        run_dir=args.out,
+        data_dir=args.data_dir,
+        device=args.device,
+        callback=LoggingCallback(),
+    )
+    summary = {k: getattr(result, k) for k in ("status", "run_dir", "epoch", "rounds", "seconds")}
+    print(json.dumps({**summary, "top": result.top}, indent=2))
+    return 0 if result.status == "completed" else 3
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from nao_core.config import apply_overrides
+    from nao_core.engine import LoggingCallback
+    from nao_core.search_space.named import get_named_arch
+    from nao_core.train import run_train
+
+    if args.arch_name:
+        space, arch = get_named_arch(args.arch_name)
+    else:
+        space, arch = args.space, args.arch
+    cfg = _resolve_preset("train", args.preset)
+    if args.dataset is not None:
+        cfg = apply_overrides(cfg, {"data.dataset": args.dataset})
+    cfg = apply_overrides(cfg, args.set or [])
+    _set_threads(args)
+    result = run_train(
+        arch,
+        space,
+        cfg,
+        out_dir=args.out,
+        data_dir=args.data_dir,
+        device=args.device,
+        callback=LoggingCallback(),
+    )
+    print(json.dumps(result.__dict__, indent=2))
+    return 0 if result.status == "completed" else 3
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from nao_core.train import evaluate_checkpoint
+
+    _set_threads(args)
+    out = evaluate_checkpoint(
+        args.checkpoint, data_dir=args.data_dir, device=args.device, split=args.split
+    )
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _cmd_bench_supernet(args: argparse.Namespace) -> int:
+    from nao_core.bench import supernet
+
+    return supernet.main(args)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:0 ...")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+
+
+def _add_run_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("search", help="NAO-WS search (resumes a killed run in --out)")
+    s.add_argument("--space", default=None, help="search space (default: the preset's, cnn)")
+    s.add_argument("--dataset", default=None, help="cifar10, cifar100 or digits")
+    s.add_argument("--data-dir", default=None, help="folder of the official dataset files")
+    s.add_argument("--preset", default="small", help="paper, small or tiny")
+    s.add_argument("--out", required=True, help="run folder")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. optim.epochs=10")
+    _add_common(s)
+    s.set_defaults(func=_cmd_search)
+
+    t = sub.add_parser("train", help="train an architecture from scratch (resumes in --out)")
+    arch = t.add_mutually_exclusive_group(required=True)
+    arch.add_argument("--arch", help="architecture string (integers or the text form)")
+    arch.add_argument("--arch-name", help="nao-ws-cnn, naonet-a, naonet-b or naonet-v2")
+    t.add_argument("--space", default="cnn", help="space of --arch (cnn or cnn-large)")
+    t.add_argument("--dataset", default=None, help="cifar10, cifar100 or digits")
+    t.add_argument("--data-dir", default=None, help="folder of the official dataset files")
+    t.add_argument("--preset", default="small", help="paper, small or tiny")
+    t.add_argument("--out", required=True, help="output folder")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. optim.epochs=10")
+    _add_common(t)
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="test accuracy, parameters and FLOPs of a checkpoint")
+    e.add_argument("--checkpoint", required=True, help="model.pt written by nao train")
+    e.add_argument("--data-dir", default=None, help="folder of the official dataset files")
+    e.add_argument("--split", default=None, help="test, valid or train (default: as trained)")
+    _add_common(e)
+    e.set_defaults(func=_cmd_eval)
+
+    b = bench.add_parser("supernet", help="supernet / final-net throughput, paper projection")
+    b.add_argument("--steps", type=int, default=2, help="timed training steps / scored archs")
+    b.add_argument("--final-steps", type=int, default=1, help="timed steps of the N=6 C=36 net")
+    b.add_argument("--controller-epochs", type=int, default=3, help="timed controller epochs")
+    b.add_argument("--json", help="also write the measurements to this file")
+    _add_common(b)
+    b.set_defaults(func=_cmd_bench_supernet)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -184,3 +184,137 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         _check(isinstance(value, Mapping), key, "must be a mapping")
         return from_dict(hint, value)  # type: ignore[arg-type]
     return value
+
+
+# --- weight-sharing search and final training (nao-spec §4.1, §6.1) ----------------------------
+
+Precision = Literal["auto", "fp32", "bf16"]  # auto = bf16 autocast on CUDA, fp32 on a CPU
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which images a run uses and how they are batched (nao-spec §4.1 "Data", §6.1)."""
+
+    dataset: str = "cifar10"
+    train_portion: float = 0.9  # of the official training set; the rest is the valid split
+    train_limit: int = 0  # keep only the first n training images (0 = all), for quick runs
+    split_seed: int = 0
+    batch_size: int = 64
+    eval_batch_size: int = 500
+    cutout: int = 0  # side of the cutout square on training batches (16 in final training)
+    eval_split: Literal["valid", "test"] = "valid"  # what final training reports on
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.train_portion <= 1.0, "data.train_portion", "must be in (0, 1]")
+        _check(self.train_limit >= 0, "data.train_limit", "must be >= 0")
+        _check(self.batch_size > 0, "data.batch_size", "must be > 0")
+        _check(self.eval_batch_size > 0, "data.eval_batch_size", "must be > 0")
+        _check(self.cutout >= 0, "data.cutout", "must be >= 0")
+        _check(self.eval_split in ("valid", "test"), "data.eval_split", "must be valid|test")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Shape and regularisation of a supernet or a stand-alone CNN (nao-spec §4.1, §6.1)."""
+
+    layers: int = 3  # N: cells per stage, 3N + 2 cells in all
+    channels: int = 20  # C: width of the first stage
+    keep_prob: float = 1.0  # 1 - dropout before the classifier
+    drop_path_keep_prob: float = 0.9
+    use_aux_head: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.layers > 0, "layers", "must be > 0")
+        _check(self.channels > 0, "channels", "must be > 0")
+        _check(0.0 < self.keep_prob <= 1.0, "keep_prob", "must be in (0, 1]")
+        _check(0.0 < self.drop_path_keep_prob <= 1.0, "drop_path_keep_prob", "must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """SGD with momentum, cosine learning rate per epoch, global grad-norm clip."""
+
+    epochs: int = 150
+    lr_max: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0  # 0 disables clipping
+    aux_weight: float = 0.4
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 0, "optim.epochs", "must be >= 0")
+        _check(self.lr_max > 0, "optim.lr_max", "must be > 0")
+        _check(0.0 <= self.lr_min <= self.lr_max, "optim.lr_min", "must be in [0, lr_max]")
+        _check(0.0 <= self.momentum < 1.0, "optim.momentum", "must be in [0, 1)")
+        _check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+        _check(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
+        _check(self.aux_weight >= 0, "optim.aux_weight", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """Final selection of a search: short stand-alone training of the top archs (§4.1)."""
+
+    top_k: int = 5  # 0 skips the rerank: the supernet's top archs are the result
+    batch_size: int = 64
+    model: NetworkConfig = dataclasses.field(
+        default_factory=lambda: NetworkConfig(
+            layers=3, channels=20, keep_prob=0.6, drop_path_keep_prob=0.8, use_aux_head=True
+        )
+    )
+    optim: OptimConfig = dataclasses.field(default_factory=lambda: OptimConfig(epochs=10))
+
+    def __post_init__(self) -> None:
+        _check(self.top_k >= 0, "rerank.top_k", "must be >= 0")
+        _check(self.batch_size > 0, "rerank.batch_size", "must be > 0")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """NAO-WS search, PyTorch V1 recipe (nao-spec §4.1); defaults are the paper's."""
+
+    space: str = "cnn"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    supernet: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    controller: ControllerConfig = dataclasses.field(default_factory=ControllerConfig)
+    rerank: RerankConfig = dataclasses.field(default_factory=RerankConfig)
+    pool_size: int = 600
+    eval_every: int = 30  # epochs between pool evaluations; the last epoch is always one
+    score_batches: int = 1  # fixed valid batches (of data.eval_batch_size) scoring every arch
+    precision: Precision = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.pool_size >= 2, "pool_size", "must be >= 2 (the controller needs a range)")
+        _check(self.eval_every > 0, "eval_every", "must be > 0")
+        _check(self.score_batches > 0, "score_batches", "must be > 0")
+        _check(self.optim.epochs > 0, "optim.epochs", "must be > 0 in a search")
+        _check(self.precision in ("auto", "fp32", "bf16"), "precision", "auto|fp32|bf16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Final training of one architecture, NAO_V1 CIFAR recipe (nao-spec §6.1)."""
+
+    data: DataConfig = dataclasses.field(
+        default_factory=lambda: DataConfig(
+            train_portion=1.0, batch_size=128, cutout=16, eval_split="test"
+        )
+    )
+    model: NetworkConfig = dataclasses.field(
+        default_factory=lambda: NetworkConfig(
+            layers=6, channels=36, keep_prob=0.6, drop_path_keep_prob=0.8, use_aux_head=True
+        )
+    )
+    optim: OptimConfig = dataclasses.field(
+        default_factory=lambda: OptimConfig(epochs=600, lr_min=0.0)
+    )
+    eval_every: int = 1  # epochs between evaluations on data.eval_split; the last always
+    precision: Precision = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.eval_every > 0, "eval_every", "must be > 0")
+        _check(self.precision in ("auto", "fp32", "bf16"), "precision", "auto|fp32|bf16")

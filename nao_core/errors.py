@@ -36,3 +36,11 @@ class TrainingDiverged(NaoCoreError, RuntimeError):
 
 class MissingData(NaoCoreError, FileNotFoundError):
     """A dataset or table file is not where the configuration says it is."""
+
+
+class Cancelled(NaoCoreError):
+    """A run stopped because its callback asked it to; its last checkpoint resumes it."""
+
+    def __init__(self, epoch: int, where: str = "") -> None:
+        self.epoch, self.where = epoch, where
+        super().__init__(f"cancelled after epoch {epoch}" + (f" ({where})" if where else ""))

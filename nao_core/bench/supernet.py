@@ -1,0 +1,263 @@
+"""``nao bench supernet``: throughput of the NAO-WS pieces at paper settings, and what a full
+paper search would cost on this machine.
+
+Measured, on synthetic CIFAR-shaped data (3×32×32, 10 classes) on the device present, with
+the production code paths (the engine's ``train_epoch``, ``CnnSupernetEvaluator.score``):
+
+* supernet training step: batch 64, N=3, C=20, one random arch per batch (nao-spec §4.1);
+* pool scoring: batch 500, eval mode with batch-statistics BN, one arch per forward;
+* rerank training step: stand-alone N=3, C=20, batch 64, aux head (§4.1 "Final selection");
+* final network training step: N=6, C=36, batch 128, aux head, drop path (§6.1);
+* one controller round: ``--controller-epochs`` epochs of the EPD on a 600-arch pool, projected
+  to the paper's 1000, plus one ``improve`` call (300 new from the top 100).
+
+Each measurement is taken twice in the same process: fp32 with contiguous tensors (the
+baseline) and the setting the code uses on the device (bf16 autocast + channels_last on CUDA,
+fp32 + channels_last on a CPU), and the speedup is printed. The projection of a full paper
+search, from the second setting, sums 150 epochs × 45k images of supernet training, 5 scoring
+rounds × 600 archs × the fixed valid images, 4 controller rounds and the top-5 rerank
+(5 × 10 epochs × 45k images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nao_core.config import ControllerConfig, DataConfig, SearchConfig
+from nao_core.controller import Controller, fit_controller, improve
+from nao_core.data import ImageDataset, Split
+from nao_core.engine import ClassificationTask, train_epoch
+from nao_core.engine.optim import build_sgd
+from nao_core.evaluator.supernet import CnnSupernetEvaluator
+from nao_core.search_space import create_search_space
+from nao_core.search_space.named import get_named_arch
+from nao_core.train import build_network
+from nao_core.utils.device import (
+    Resolved,
+    device_name,
+    resolve_device,
+    resolve_precision,
+    use_channels_last,
+)
+
+PAPER = SearchConfig()
+TRAIN_IMAGES = 45_000  # the 90 % train split of CIFAR-10
+
+
+def synthetic_cifar(n_train: int, n_valid: int, seed: int = 0) -> ImageDataset:
+    g = torch.Generator().manual_seed(seed)
+
+    def split(n: int) -> Split:
+        x = torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+        return Split(x, torch.randint(0, 10, (n,), generator=g))
+
+    mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+    return ImageDataset(
+        "synthetic", split(n_train), split(n_valid), split(0), 10, mean, std, 4, True
+    )
+
+
+def _warm_up(device: torch.device) -> bool:
+    # CUDA needs a first call for cuDNN autotuning and lazy init; on a CPU the first step
+    # costs about the same as the others, and a paper-size step takes tens of seconds there.
+    return device.type == "cuda"
+
+
+def _train_ips(
+    model: torch.nn.Module,
+    forward: Any,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    steps: int,
+    precision: Resolved,
+) -> float:
+    """Images per second of ``steps`` engine training steps (after a warm-up step on CUDA)."""
+    optimizer, _ = build_sgd(model.parameters(), PAPER.optim)
+    task = ClassificationTask()
+
+    def run(n: int) -> float:
+        start = time.perf_counter()
+        # train_epoch ends with a host sync, so the timing is complete on CUDA too
+        train_epoch(
+            model,
+            task,
+            [batch] * n,
+            optimizer,
+            step=0,
+            total_steps=10 * n,
+            grad_clip=5.0,
+            precision=precision,
+            forward=forward,
+        )
+        return time.perf_counter() - start
+
+    if _warm_up(batch[0].device):
+        run(1)
+    return steps * batch[0].shape[0] / run(steps)
+
+
+def bench_supernet(
+    device: torch.device, precision: Resolved, channels_last: bool, steps: int, archs: list[Any]
+) -> dict[str, float]:
+    """Supernet training and scoring throughput (images/s) for one precision setting."""
+    cfg = PAPER  # batch 64, N=3, C=20, scoring batch 500
+    dataset = synthetic_cifar(cfg.data.batch_size, cfg.data.eval_batch_size)
+    search_cfg = SearchConfig(precision=precision, data=DataConfig(batch_size=64))
+    ev = CnnSupernetEvaluator(search_cfg, dataset, device, channels_last=channels_last)
+    gen = torch.Generator(device).manual_seed(0)
+    batch = next(iter(ev.module.train_batches(gen)))
+    it = iter(archs * (steps + 1))
+
+    def forward(model: torch.nn.Module, x: torch.Tensor, progress: float) -> Any:
+        return model(x, next(it), False, progress=progress)
+
+    train = _train_ips(ev.supernet, forward, batch, steps, precision)
+    if _warm_up(device):
+        ev.score(archs[:1])
+    start = time.perf_counter()
+    ev.score(archs[:steps])  # returns host floats: synchronised
+    score = steps * cfg.data.eval_batch_size / (time.perf_counter() - start)
+    return {"supernet_train_ips": train, "score_ips": score}
+
+
+def bench_network(
+    device: torch.device,
+    precision: Resolved,
+    channels_last: bool,
+    steps: int,
+    arch: Any,
+    layers: int,
+    channels: int,
+    batch_size: int,
+) -> float:
+    """Training throughput (images/s) of a stand-alone network with aux head and drop path."""
+    args = {
+        "layers": layers,
+        "channels": channels,
+        "num_classes": 10,
+        "in_channels": 3,
+        "image_size": 32,
+        "keep_prob": 0.6,
+        "drop_path_keep_prob": 0.8,
+        "use_aux_head": True,
+    }
+    model = build_network(arch, "cnn", args, device, channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
+    y = torch.randint(0, 10, (batch_size,), device=device)
+    return _train_ips(model, lambda m, x, p: m(x, progress=p), (x, y), steps, precision)
+
+
+def bench_controller(epochs: int) -> dict[str, float]:
+    """Seconds of one paper controller round (fit projected to 1000 epochs + improve)."""
+    space = create_search_space("cnn")
+    rng = np.random.default_rng(0)
+    archs = space.sample_many(rng, PAPER.pool_size)
+    tokens = torch.tensor([space.encode(a) for a in archs], dtype=torch.long)
+    scores = rng.random(len(archs))
+    cfg = ControllerConfig()
+    controller = Controller(space, cfg)
+    gen = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    fit_controller(controller, tokens, scores, generator=gen, epochs=epochs)
+    per_epoch = (time.perf_counter() - start) / epochs
+    start = time.perf_counter()
+    improve(controller, space, archs[: cfg.top_seeds], cfg.new_archs)
+    improve_s = time.perf_counter() - start
+    return {
+        "controller_epoch_s": per_epoch,
+        "controller_improve_s": improve_s,
+        "controller_round_s": per_epoch * cfg.epochs + improve_s,
+    }
+
+
+def project(m: dict[str, float]) -> dict[str, float]:
+    """Wall time (s) of a full paper search from the measured rates."""
+    cfg = PAPER
+    rounds = cfg.optim.epochs // cfg.eval_every
+    train = cfg.optim.epochs * TRAIN_IMAGES / m["supernet_train_ips"]
+    score = rounds * cfg.pool_size * cfg.score_batches * cfg.data.eval_batch_size / m["score_ips"]
+    controller = (rounds - 1) * m["controller_round_s"]
+    rerank = cfg.rerank.top_k * cfg.rerank.optim.epochs * TRAIN_IMAGES / m["rerank_train_ips"]
+    return {
+        "supernet_training_s": train,
+        "pool_scoring_s": score,
+        "controller_s": controller,
+        "rerank_s": rerank,
+        "total_s": train + score + controller + rerank,
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    if device.type == "cpu" and args.threads:
+        torch.set_num_threads(args.threads)
+    space = create_search_space("cnn")
+    archs = space.sample_many(np.random.default_rng(0), max(args.steps, 1) + 1)
+    # The baseline first, then what the search and training code use on this device.
+    settings: list[tuple[str, Resolved, bool]] = [("fp32-contiguous", "fp32", False)]
+    precision = resolve_precision("auto", device)
+    settings.append((f"{precision}-channels_last", precision, use_channels_last(device)))
+    _, naonet_b = get_named_arch("naonet-b")  # a published arch for the stand-alone nets
+    torch.manual_seed(0)
+    rows: dict[str, dict[str, float]] = {}
+    for name, precision, cl in settings:
+        row = bench_supernet(device, precision, cl, args.steps, archs)
+        row["rerank_train_ips"] = bench_network(
+            device, precision, cl, args.steps, naonet_b, 3, 20, 64
+        )
+        row["final_train_ips"] = bench_network(
+            device, precision, cl, args.final_steps, naonet_b, 6, 36, 128
+        )
+        rows[name] = row
+    ctrl = bench_controller(args.controller_epochs)
+    for row in rows.values():
+        row.update(ctrl)
+    used = settings[-1][0]
+    out = {
+        "device": device_name(device),
+        "settings": list(rows),
+        "used_by_search": used,
+        "rows": rows,
+        "projection_s": project(rows[used]),
+        "steps": args.steps,
+        "controller_epochs_timed": args.controller_epochs,
+    }
+    if len(rows) > 1:
+        base = rows[settings[0][0]]
+        out["speedup"] = {k: rows[used][k] / base[k] for k in base if k.endswith("_ips")}
+    _print(out)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+def _print(out: dict[str, Any]) -> None:
+    print(f"device: {out['device']}")
+    for name, row in out["rows"].items():
+        print(f"[{name}]")
+        print(f"  supernet train step (B=64, N=3, C=20)   {row['supernet_train_ips']:10.1f} img/s")
+        print(f"  pool scoring        (B=500, batch BN)   {row['score_ips']:10.1f} img/s")
+        print(f"  rerank train step   (B=64, N=3, C=20)   {row['rerank_train_ips']:10.1f} img/s")
+        print(f"  final train step    (B=128, N=6, C=36)  {row['final_train_ips']:10.1f} img/s")
+    row = out["rows"][out["used_by_search"]]
+    print(
+        f"controller round: {row['controller_epoch_s']:.3f} s/epoch x 1000 + improve "
+        f"{row['controller_improve_s']:.1f} s = {row['controller_round_s']:.0f} s"
+    )
+    for k, v in out.get("speedup", {}).items():
+        print(f"speedup {k}: {v:.2f}x ({out['used_by_search']} vs {out['settings'][0]})")
+    p = out["projection_s"]
+    print(f"projected full paper search with {out['used_by_search']}:")
+    print(f"  supernet training 150 epochs x 45k images  {p['supernet_training_s'] / 3600:8.2f} h")
+    print(f"  pool scoring 5 rounds x 600 archs x 500    {p['pool_scoring_s'] / 3600:8.2f} h")
+    print(f"  controller 4 rounds                        {p['controller_s'] / 3600:8.2f} h")
+    print(f"  rerank top 5 x 10 epochs x 45k images      {p['rerank_s'] / 3600:8.2f} h")
+    print(f"  total                                      {p['total_s'] / 3600:8.2f} h")

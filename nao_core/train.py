@@ -1,0 +1,345 @@
+"""Final training of one architecture and evaluation of a trained checkpoint (nao-spec §6.1).
+
+``run_train`` trains a stand-alone ``CnnNetwork`` with NAO_V1's CIFAR recipe (SGD momentum
+0.9, cosine to 0, weight decay 3e-4, grad clip 5, aux head weight 0.4, drop path, dropout
+before the classifier, cutout 16 in the paper preset) through the engine's one loop, and
+writes into its output folder:
+
+* ``train_state.pt`` — after every epoch (atomic): model, optimizer, scheduler and RNG
+  states; running ``run_train`` again on the folder resumes from it;
+* ``model.pt`` — the final model checkpoint (``kind="model"``): config, space, arch string,
+  constructor arguments, metrics, provenance and weights, enough for ``evaluate_checkpoint``;
+* ``result.json`` — accuracy on ``data.eval_split``, parameters, FLOPs (multiply-adds).
+
+Decision: the reported accuracy is the last epoch's. NAO_V1 kept the best test accuracy over
+epochs, which selects on the test set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nao_core.config import NetworkConfig, TrainConfig, from_dict, to_dict
+from nao_core.data import ImageData, ImageDataset
+from nao_core.engine import ClassificationTask, ImageDataModule, evaluate, fit
+from nao_core.engine.callbacks import Callback, NullCallback, Phase
+from nao_core.engine.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    write_json,
+)
+from nao_core.engine.data import load_image_dataset
+from nao_core.engine.optim import build_sgd
+from nao_core.errors import Cancelled, InvalidConfig
+from nao_core.models import CnnNetwork, count_flops, count_parameters
+from nao_core.search_space import create_search_space
+from nao_core.search_space.base import Arch
+from nao_core.utils.device import (
+    resolve_device,
+    resolve_precision,
+    to_channels_last,
+    use_channels_last,
+)
+from nao_core.utils.provenance import provenance
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE, MODEL_FILE, RESULT_FILE = "train_state.pt", "model.pt", "result.json"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of ``run_train``; ``status`` is ``"completed"`` or ``"cancelled"``."""
+
+    status: str
+    out_dir: str
+    epoch: int
+    accuracy: float | None = None
+    loss: float | None = None
+    params: int | None = None
+    flops: int | None = None
+    checkpoint: str | None = None
+    seconds: float = 0.0
+
+
+def model_args(net: NetworkConfig, dataset: ImageDataset) -> dict[str, Any]:
+    """``CnnNetwork`` keyword arguments for ``net`` on ``dataset``'s image shape."""
+    return {
+        "layers": net.layers,
+        "channels": net.channels,
+        "num_classes": dataset.num_classes,
+        "in_channels": dataset.in_channels,
+        "image_size": dataset.image_size,
+        "keep_prob": net.keep_prob,
+        "drop_path_keep_prob": net.drop_path_keep_prob,
+        "use_aux_head": net.use_aux_head,
+    }
+
+
+def build_network(
+    arch: Arch,
+    space: str,
+    args: dict[str, Any],
+    device: torch.device,
+    channels_last: bool | None = None,
+) -> CnnNetwork:
+    """A ``CnnNetwork`` on ``device``; channels_last by default (see ``use_channels_last``)."""
+    model = CnnNetwork(arch, space, **args, device=device)
+    if use_channels_last(device) if channels_last is None else channels_last:
+        to_channels_last(model)
+    return model
+
+
+def image_data(
+    dataset: ImageDataset, device: torch.device, cutout: int = 0, channels_last: bool | None = None
+) -> ImageData:
+    """The dataset on ``device``; channels_last batches by default (``use_channels_last``)."""
+    cl = use_channels_last(device) if channels_last is None else channels_last
+    return ImageData(dataset, device, channels_last=cl, cutout=cutout)
+
+
+class _FinalTraining:
+    """Model, optimizer, schedule and generators of one final-training run, resumable."""
+
+    def __init__(
+        self, arch: Arch, space: str, cfg: TrainConfig, dataset: ImageDataset, dev: torch.device
+    ) -> None:
+        self.cfg, self.dev = cfg, dev
+        self.args = model_args(cfg.model, dataset)
+        self.model = build_network(arch, space, self.args, dev)
+        self.optimizer, self.scheduler = build_sgd(self.model.parameters(), cfg.optim)
+        self.generator = torch.Generator(dev).manual_seed(cfg.seed)
+        self.epoch, self.seconds, self._began = 0, 0.0, time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.seconds + time.perf_counter() - self._began
+
+    def fit(self, module: ImageDataModule, save: Path, callback: Callback) -> dict[str, float]:
+        """Train the remaining epochs, saving the state to ``save`` after each; the final
+        metrics include ``eval_*`` on the module's eval split when there is one."""
+
+        def epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+            self.epoch = epoch
+            save_checkpoint(save, self.state_dict())
+
+        self._began = time.perf_counter()
+        callback.on_phase(Phase.TRAIN, self.cfg.optim.epochs)
+        task = ClassificationTask(self.cfg.optim.aux_weight)
+        precision = resolve_precision(self.cfg.precision, self.dev)
+        metrics = fit(
+            self.model,
+            task,
+            module,
+            self.optimizer,
+            self.scheduler,
+            epochs=self.cfg.optim.epochs,
+            start_epoch=self.epoch,
+            generator=self.generator,
+            grad_clip=self.cfg.optim.grad_clip,
+            precision=precision,
+            eval_every=self.cfg.eval_every,
+            callback=callback,
+            epoch_end=epoch_end,
+        )
+        batches = module.eval_batches()
+        if "eval_acc" not in metrics and batches is not None:  # resumed after the last epoch
+            results = evaluate(self.model, task, batches, precision=precision)
+            metrics |= {f"eval_{k}": v for k, v in results.items()}
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "train-state",
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "rng": rng_state(self.dev),
+            "seconds": self.elapsed(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        self.epoch, self.seconds = int(state["epoch"]), float(state["seconds"])
+        set_rng_state(state["rng"], self.dev)  # last: nothing may draw after it
+
+
+def run_train(
+    arch: Arch | str,
+    space: str,
+    cfg: TrainConfig,
+    *,
+    out_dir: str | Path,
+    data_dir: str | Path | None = None,
+    device: str | torch.device = "auto",
+    callback: Callback | None = None,
+) -> TrainResult:
+    """Train ``arch`` of ``space`` from scratch; resume if ``out_dir`` holds a run.
+
+    Raises:
+        InvalidConfig: If ``out_dir`` holds a run of another config or architecture.
+        TrainingDiverged: If the loss became NaN or infinite.
+    """
+    out, dev = Path(out_dir), resolve_device(device)
+    search_space = create_search_space(space)
+    arch = search_space.parse(arch) if isinstance(arch, str) else arch
+    ident = {"config": to_dict(cfg), "space": space, "arch": search_space.to_str(arch)}
+    _check_same_run(out / "config.json", ident)
+    if (out / RESULT_FILE).is_file() and (out / MODEL_FILE).is_file():
+        return TrainResult(**_read_json(out / RESULT_FILE))  # idempotent re-run
+    write_json(out / "config.json", ident)
+    dataset = load_image_dataset(
+        cfg.data.dataset,
+        data_dir,
+        train_portion=cfg.data.train_portion,
+        split_seed=cfg.data.split_seed,
+        train_limit=cfg.data.train_limit,
+    )
+    module = ImageDataModule(
+        image_data(dataset, dev, cfg.data.cutout),
+        cfg.data.batch_size,
+        cfg.data.eval_batch_size,
+        eval_split=cfg.data.eval_split,
+    )
+    with _forked_rng(dev):
+        torch.manual_seed(cfg.seed)  # module init draws from the global generator
+        run = _FinalTraining(arch, space, cfg, dataset, dev)
+        if (out / STATE_FILE).is_file():
+            run.load_state_dict(load_checkpoint(out / STATE_FILE, map_location=dev))
+            logger.info("resume out=%s epoch=%d", out, run.epoch)
+        try:
+            metrics = run.fit(module, out / STATE_FILE, callback or NullCallback())
+        except Cancelled as stop:
+            return TrainResult("cancelled", str(out), stop.epoch, seconds=run.elapsed())
+    return _finish(out, run, ident, metrics, dataset)
+
+
+def _finish(
+    out: Path,
+    run: _FinalTraining,
+    ident: dict[str, Any],
+    metrics: dict[str, float],
+    dataset: ImageDataset,
+) -> TrainResult:
+    """Write ``model.pt`` and ``result.json``; the result they describe."""
+    model, cfg, dev, seconds = run.model, run.cfg, run.dev, run.elapsed()
+    shape = (dataset.in_channels, dataset.image_size, dataset.image_size)
+    params, flops = count_parameters(model), count_flops(model, shape)
+    prov = provenance(dev, cfg.seed)
+    save_checkpoint(
+        out / MODEL_FILE,
+        {
+            "kind": "model",
+            **ident,
+            "dataset": dataset.name,
+            "model_args": run.args,
+            "metrics": metrics,
+            "provenance": prov,
+            "model": model.state_dict(),
+        },
+    )
+    result = TrainResult(
+        status="completed",
+        out_dir=str(out),
+        epoch=cfg.optim.epochs,
+        accuracy=metrics.get("eval_acc"),
+        loss=metrics.get("eval_loss"),
+        params=params,
+        flops=flops,
+        checkpoint=str(out / MODEL_FILE),
+        seconds=seconds,
+    )
+    write_json(out / RESULT_FILE, asdict(result))
+    write_json(out / "provenance.json", {**prov, "seconds": seconds, "metrics": metrics})
+    logger.info("trained acc=%s params=%d flops=%d s=%.1f", result.accuracy, params, flops, seconds)
+    return result
+
+
+def load_model(
+    checkpoint: dict[str, Any] | str | Path, device: str | torch.device = "cpu"
+) -> tuple[CnnNetwork, dict[str, Any]]:
+    """Rebuild the model of a ``kind="model"`` checkpoint; returns it (eval mode) and the
+    checkpoint dict."""
+    dev = resolve_device(device)
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint, dev)
+    if ckpt.get("kind") != "model":
+        raise InvalidConfig(f"not a model checkpoint (kind={ckpt.get('kind')!r})")
+    arch = create_search_space(ckpt["space"]).parse(ckpt["arch"])
+    model = build_network(arch, ckpt["space"], ckpt["model_args"], dev)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt
+
+
+def evaluate_checkpoint(
+    path: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    device: str | torch.device = "auto",
+    split: str | None = None,
+) -> dict[str, Any]:
+    """Accuracy, loss, parameters and FLOPs of a saved model on its dataset.
+
+    Args:
+        path: A ``model.pt`` written by ``run_train``.
+        data_dir: Folder of the dataset files (not needed for ``digits``).
+        split: ``"test"``, ``"valid"`` or ``"train"``; default: the split training reported.
+    """
+    dev = resolve_device(device)
+    model, ckpt = load_model(path, dev)
+    cfg = from_dict(TrainConfig, ckpt["config"])
+    dataset = load_image_dataset(
+        cfg.data.dataset,
+        data_dir,
+        train_portion=cfg.data.train_portion,
+        split_seed=cfg.data.split_seed,
+    )
+    split = split or cfg.data.eval_split
+    data = image_data(dataset, dev)
+    batches = data.eval_batches(split, cfg.data.eval_batch_size)
+    precision = resolve_precision(cfg.precision, dev)
+    metrics = evaluate(model, ClassificationTask(), batches, precision=precision)
+    shape = (dataset.in_channels, dataset.image_size, dataset.image_size)
+    return {
+        "checkpoint": str(path),
+        "space": ckpt["space"],
+        "arch": ckpt["arch"],
+        "dataset": dataset.name,
+        "split": split,
+        "images": data.size(split),
+        "accuracy": metrics["acc"],
+        "loss": metrics["loss"],
+        "params": count_parameters(model),
+        "flops": count_flops(model, shape),
+    }
+
+
+def _forked_rng(dev: torch.device) -> Any:
+    """A private copy of torch's global generators: seeding it leaves the caller's alone."""
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    return torch.random.fork_rng(devices=devices)
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def _check_same_run(path: Path, ident: dict[str, Any]) -> None:
+    """Refuse to resume a folder whose run was made with another config (compared as JSON)."""
+    if path.is_file() and _read_json(path) != json.loads(json.dumps(ident)):
+        raise InvalidConfig(
+            f"{path.parent} holds a run with another config or architecture; "
+            "use a new output folder"
+        )

@@ -1,0 +1,1 @@
+"""Small helpers shared by the training code: device and precision choice, run provenance."""

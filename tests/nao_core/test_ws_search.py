@@ -1,0 +1,195 @@
+"""NAO-WS search end to end on digits with the tiny preset: results, callbacks, exact resume."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nao_core.config import SearchConfig, apply_overrides
+from nao_core.engine import NullCallback
+from nao_core.errors import InvalidConfig
+from nao_core.presets import get_preset
+from nao_core.search.pool import ArchPool
+from nao_core.search.ws import SearchResult, run_search
+from nao_core.search_space import create_search_space
+
+EPOCHS = 6  # eval every 2: rounds at 2, 4, 6 and controller rounds after 2 and 4
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    # Module fixtures run before the function-scoped thread setting of conftest; tiny ops on
+    # a busy 2-core machine are many times faster on one thread than on two.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class Recorder(NullCallback):
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.events: list[tuple] = []
+        self.epoch, self.stop_at = 0, stop_at
+
+    def on_phase(self, name, total) -> None:
+        self.events.append(("phase", str(name), total))
+
+    def on_epoch_end(self, epoch, metrics) -> None:
+        self.epoch = epoch
+        self.events.append(("epoch", epoch, dict(metrics)))
+
+    def on_pool_scored(self, round, pool) -> None:
+        self.events.append(("scored", round, [e.id for e in pool], [e.score for e in pool]))
+
+    def on_proposals(self, round, archs) -> None:
+        self.events.append(("proposals", round, [(e.id, e.parent, e.round) for e in archs]))
+
+    def should_stop(self) -> bool:
+        return self.stop_at is not None and self.epoch >= self.stop_at
+
+
+@pytest.fixture(scope="module")
+def cfg() -> SearchConfig:
+    return apply_overrides(get_preset("search/tiny"), [f"optim.epochs={EPOCHS}"])
+
+
+@pytest.fixture(scope="module")
+def full_run(cfg, tmp_path_factory) -> tuple[SearchResult, Recorder, Path]:
+    run_dir = tmp_path_factory.mktemp("ws") / "run"
+    rec = Recorder()
+    with one_thread():
+        result = run_search(cfg, run_dir=run_dir, device="cpu", callback=rec)
+    return result, rec, run_dir
+
+
+def test_search_end_to_end(full_run, cfg) -> None:
+    result, _, run_dir = full_run
+    assert result.status == "completed"
+    assert (result.epoch, result.rounds) == (EPOCHS, 3)
+    assert len(result.pool) == cfg.pool_size
+    scores = [e["score"] for e in result.pool]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert scores == sorted(scores, reverse=True)
+    ids = {e["id"] for e in result.pool}
+    assert len(ids) == cfg.pool_size
+    assert any(e["round"] > 0 for e in result.pool)  # controller proposals made it in
+    space = create_search_space("cnn")
+    assert len({space.canonical_key(space.parse(e["arch"])) for e in result.pool}) == len(ids)
+    assert len(result.top) == cfg.rerank.top_k
+    assert all(r["score_source"] == "rerank" and "supernet_score" in r for r in result.top)
+    assert [r["score"] for r in result.top] == sorted(
+        (r["score"] for r in result.top), reverse=True
+    )
+    files = {p.name for p in run_dir.iterdir()}
+    assert files >= {"config.json", "state.pt", "result.json"} | {
+        f"pool_round{r}.json" for r in (1, 2, 3)
+    }
+    written = json.loads((run_dir / "result.json").read_text())
+    assert written["pool"] == result.pool
+    assert written["provenance"]["device"].startswith("cpu")
+
+
+def test_callbacks_see_phases_epochs_and_rounds(full_run, cfg) -> None:
+    _, rec, _ = full_run
+    phases = [e[1] for e in rec.events if e[0] == "phase"]
+    assert phases[0] == "supernet"
+    assert phases.count("score") == 3
+    assert phases.count("controller") == 2
+    assert phases[-1] == "rerank"
+    assert [e[1] for e in rec.events if e[0] == "epoch"] == list(range(1, EPOCHS + 1))
+    scored = [e for e in rec.events if e[0] == "scored"]
+    assert [e[1] for e in scored] == [1, 2, 3]
+    proposals = [e for e in rec.events if e[0] == "proposals"]
+    assert [e[1] for e in proposals] == [1, 2]
+    for (_, rnd, new), (_, _, pool_ids, _) in zip(proposals, scored, strict=False):
+        for _, parent, entered in new:
+            assert entered == rnd
+            assert parent in pool_ids[: cfg.controller.top_seeds]  # moved from a top seed
+    # round r's pool holds round r-1's proposals
+    assert {i for i, _, _ in proposals[0][2]} <= set(scored[1][2])
+
+
+def test_stopped_run_resumes_to_the_same_result(full_run, cfg, tmp_path) -> None:
+    result, _, _ = full_run
+    with one_thread():
+        stopped = run_search(cfg, run_dir=tmp_path, device="cpu", callback=Recorder(stop_at=3))
+        assert (stopped.status, stopped.epoch) == ("cancelled", 3)
+        assert not (tmp_path / "result.json").exists()
+        resumed = run_search(cfg, run_dir=tmp_path, device="cpu")
+    assert resumed.status == "completed"
+    assert resumed.pool == result.pool  # same archs, ids, parents and bit-identical scores
+    assert resumed.top == result.top
+
+
+def test_finished_run_is_returned_not_rerun(full_run, cfg) -> None:
+    result, _, run_dir = full_run
+    again = run_search(cfg, run_dir=run_dir, device="cpu", callback=Recorder(stop_at=0))
+    assert again.pool == result.pool
+    assert again.status == "completed"
+
+
+def test_run_dir_of_another_config_is_refused(full_run, cfg) -> None:
+    _, _, run_dir = full_run
+    other = apply_overrides(cfg, ["seed=1"])
+    with pytest.raises(InvalidConfig, match="another config"):
+        run_search(other, run_dir=run_dir, device="cpu")
+
+
+def swap_branches(tokens: tuple[int, ...]) -> list[int]:
+    """Swap the (input, op) pairs of every node: the same cells, other token sequences."""
+    out: list[int] = []
+    for i in range(0, len(tokens), 4):
+        out += [*tokens[i + 2 : i + 4], *tokens[i : i + 2]]
+    return out
+
+
+def test_pool_dedupes_by_canonical_form_and_replaces_worst() -> None:
+    space = create_search_space("cnn")
+    rng = np.random.default_rng(0)
+    pool = ArchPool(space)
+    arch = space.sample(rng)
+    first = pool.make_entry(arch, round=0)
+    assert first is not None
+    assert pool.make_entry(space.decode(swap_branches(space.encode(arch))), round=1) is None
+    pool.extend([first, *(pool.make_entry(space.sample(rng), 0) for _ in range(3))])
+    pool.set_scores([0.1, 0.4, 0.3, 0.2], "supernet", 1)
+    pool.sort()
+    assert [e.score for e in pool.entries] == [0.4, 0.3, 0.2, 0.1]
+    assert pool.entries[-1].id == first.id
+    new = pool.make_entry(space.sample(rng), round=1, parent=pool.entries[0].id)
+    assert new is not None
+    pool.replace_worst([new])
+    assert [e.id for e in pool.entries][-1] == new.id
+    assert first.id not in {e.id for e in pool.entries}
+    assert pool.known(arch)  # discarded archs stay known: they cannot come back
+    clone = ArchPool(space)
+    clone.load_state_dict(pool.state_dict())
+    assert clone.to_json() == pool.to_json()
+    assert clone.seen == pool.seen
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_search_and_train_on_cuda_use_bf16_channels_last(cfg, tmp_path) -> None:
+    from nao_core.train import evaluate_checkpoint, run_train
+
+    result = run_search(cfg, run_dir=tmp_path / "search", device="cuda")
+    assert result.status == "completed"
+    assert all(0.0 <= e["score"] <= 1.0 for e in result.pool)
+    trained = run_train(
+        result.top[0]["arch"],
+        "cnn",
+        get_preset("train/tiny"),
+        out_dir=tmp_path / "t",
+        device="cuda",
+    )
+    report = evaluate_checkpoint(trained.checkpoint, device="cuda")
+    assert report["accuracy"] == pytest.approx(trained.accuracy, abs=1e-6)
