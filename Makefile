@@ -31,3 +31,17 @@ bench-controller: install
 .PHONY: bench-supernet
 bench-supernet: install
 	mkdir -p bench-out && $(VENV)/bin/nao bench supernet --json bench-out/supernet.json
+
+# --- the service (issue #4) ---------------------------------------------------------------------
+.PHONY: up worker api migrate
+up: install
+	$(VENV)/bin/nao up
+
+worker: install
+	OMP_NUM_THREADS=1 $(VENV)/bin/nao worker
+
+api: install
+	$(VENV)/bin/uvicorn api.main:app --host 127.0.0.1 --port 8000
+
+migrate: install
+	$(VENV)/bin/nao migrate

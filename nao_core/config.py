@@ -188,6 +188,10 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
 # --- weight-sharing search and final training (nao-spec §4.1, §6.1) ----------------------------
 
+# Names registered in ``nao_core.data`` (which imports torch); kept here for torch-free callers
+# such as the API. ``tests/api/test_deps.py`` checks the two agree.
+DATASET_NAMES = ("cifar10", "cifar100", "digits")
+
 Precision = Literal["auto", "fp32", "bf16"]  # auto = bf16 autocast on CUDA, fp32 on a CPU
 
 

@@ -1,8 +1,17 @@
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from service_fixtures import (
+    REDIS,
+    clear_redis_prefix,
+    postgres_database,
+    redis_available,
+    service_env,
+)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NB201_TABLE = SHARED_DATA / "nas-bench-201" / "nb201_accuracy_table.csv.gz"
@@ -24,3 +33,51 @@ def _torch_threads():
         return
     torch.set_num_threads(2)
     yield
+
+
+# --- the service (issue #4): Postgres + Redis per test module -----------------------------
+@pytest.fixture(scope="module")
+def pg_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Postgres (a fresh, migrated database) + Redis (a unique queue prefix)."""
+    if not redis_available():
+        pytest.skip("Redis not reachable")
+    from api.migrate import upgrade
+
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    home = tmp_path_factory.mktemp("home")
+    with postgres_database() as url:
+        upgrade(url)
+        with service_env(
+            database_url=url,
+            broker_url=REDIS,
+            queue_prefix=prefix,
+            home=str(home),
+            storage_dir=str(home / "storage"),
+            visibility_timeout_s="4",
+        ) as env:
+            yield env
+        clear_redis_prefix(prefix)
+
+
+@pytest.fixture(scope="module")
+def client(pg_service: dict[str, str]) -> Iterator[object]:
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    with TestClient(create_app()) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def token(pg_service: dict[str, str]) -> str:
+    from api.auth import create_token
+    from api.db import session_factory, session_scope
+
+    with session_scope(session_factory(pg_service["NAO_DATABASE_URL"])) as s:
+        return create_token(s, "tests")
+
+
+@pytest.fixture(scope="module")
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

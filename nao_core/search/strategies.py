@@ -17,14 +17,17 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from nao_core.config import ControllerConfig, InvalidConfig
 from nao_core.evaluator.base import Evaluator
 from nao_core.search.budget import BudgetExhausted, QueryBudget
 from nao_core.search_space.base import Arch, SearchSpace
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +120,8 @@ def run_evolution(
 def run_nao(
     evaluator: Evaluator, budget: int, seed: int, cfg: NaoConfig | None = None
 ) -> QueryBudget:
+    import torch
+
     # Module initialisers and dropout draw from torch's global generator: seed a private
     # copy of it so the run is reproducible and the caller's generator is left untouched.
     with torch.random.fork_rng():
@@ -125,6 +130,8 @@ def run_nao(
 
 
 def _run_nao(evaluator: Evaluator, budget: int, seed: int, cfg: NaoConfig) -> QueryBudget:
+    import torch
+
     from nao_core.controller import Controller, fit_controller
 
     ccfg = cfg.controller
@@ -166,6 +173,8 @@ def _propose(
     """``n_new`` new archs: one controller's ``improve``, or, for an ensemble, the union of
     every member's candidates ranked by the members' mean prediction (one member's gradient
     finds the candidates, the others keep its optimism in check)."""
+    import torch
+
     from nao_core.controller import improve
 
     if len(controllers) == 1:

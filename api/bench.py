@@ -1,0 +1,208 @@
+"""``nao bench api``: latency and throughput of the service's hot paths over real HTTP.
+
+Fills Postgres with ``--rows`` architectures (COPY, once; re-runs reuse them), starts the API
+under uvicorn with ``--server-workers`` processes, then measures with ``--clients`` concurrent
+keep-alive clients:
+
+* GET /architectures?top=10 (ordered by supernet score): p50/p99 latency and reads/s;
+* POST /searches: jobs/s (queued on a private queue that no worker consumes; purged after).
+
+Targets (issue #4, 2 cores): p99 <= 25 ms and >= 500 reads/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_PREFIX = "bench."
+
+
+def _fill(url: str, rows: int, seed: int = 0) -> int:
+    """Ensure the bench search holds ``rows`` architectures; returns its job id."""
+    import psycopg
+
+    from api.migrate import upgrade
+
+    upgrade(url)
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT id FROM job WHERE preset = 'bench' LIMIT 1").fetchone()
+        if row is None:
+            row = conn.execute(
+                "INSERT INTO job (kind, status, space, dataset, preset, config, request, progress,"
+                " current, total, rounds, attempts, created_at, updated_at) VALUES ('search',"
+                " 'succeeded', 'cnn', 'cifar10', 'bench', '{}', '{}', 1, 0, 0, 0, 0, now(), now())"
+                " RETURNING id"
+            ).fetchone()
+        assert row is not None
+        job_id = int(row[0])
+        have = conn.execute("SELECT count(*) FROM architecture WHERE job_id = %s", (job_id,))
+        start = int(have.fetchone()[0])  # type: ignore[index]
+        rng = random.Random(seed + start)
+        cols = "job_id, space, dataset, arch, canonical_hash, round, score_supernet, created_at"
+        with conn.cursor().copy(f"COPY architecture ({cols}) FROM STDIN") as copy:
+            for i in range(start, rows):
+                arch = f"bench-{i}"
+                copy.write_row(
+                    (job_id, "cnn", "cifar10", arch, f"{i:064x}", i % 5, rng.random(), "now")
+                )
+        conn.execute("ANALYZE architecture")
+    return job_id
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _load(
+    base: str, method: str, path: str, clients: int, total: int, **kw: Any
+) -> dict[str, float]:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    left = total
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+
+        async def one() -> None:
+            nonlocal left, errors
+            while left > 0:
+                left -= 1
+                t0 = time.perf_counter()
+                r = await client.request(method, path, **kw)
+                latencies.append(time.perf_counter() - t0)
+                errors += r.status_code >= 400
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(clients)))
+        wall = time.perf_counter() - t0
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "seconds": wall,
+        "per_s": len(latencies) / wall,
+        "p50_ms": q[49] * 1000,
+        "p99_ms": q[98] * 1000,
+    }
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    import httpx
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("the API server exited")
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError("the API server did not start")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from api.auth import create_token
+    from api.db import session_factory, session_scope
+    from api.settings import get_settings
+
+    settings = get_settings()
+    url = args.database_url or settings.resolved_database_url()
+    if not url.startswith("postgresql"):
+        raise SystemExit("nao bench api needs Postgres: set NAO_DATABASE_URL or --database-url")
+    t0 = time.perf_counter()
+    job_id = _fill(url, args.rows)
+    fill_s = time.perf_counter() - t0
+    with session_scope(session_factory(url)) as s:
+        token = create_token(s, "bench")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "NAO_DATABASE_URL": url,
+        "NAO_QUEUE_PREFIX": BENCH_PREFIX,
+        "NAO_BROKER_URL": args.broker_url or settings.resolved_broker_url(),
+    }
+    cmd = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port),
+           "--workers", str(args.server_workers), "--log-level", "warning",
+           "--no-access-log"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, proc)
+        path = f"/architectures?top=10&search={job_id}"
+        asyncio.run(_load(base, "GET", path, args.clients, min(200, args.requests)))  # warm-up
+        reads = asyncio.run(_load(base, "GET", path, args.clients, args.requests))
+        body = {"space": "cnn", "dataset": "digits", "preset": "tiny"}
+        headers = {"Authorization": f"Bearer {token}"}
+        posts = asyncio.run(
+            _load(base, "POST", "/searches", args.clients, args.posts, json=body, headers=headers)
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        _purge(url, env["NAO_BROKER_URL"])
+    return {
+        "rows": args.rows,
+        "fill_seconds": fill_s,
+        "clients": args.clients,
+        "server_workers": args.server_workers,
+        "cpus": os.cpu_count(),
+        "get_architectures_top10": reads,
+        "post_searches": posts,
+        "targets": {"p99_ms": 25, "reads_per_s": 500},
+        "meets_targets": reads["p99_ms"] <= 25 and reads["per_s"] >= 500,
+    }
+
+
+def _purge(db_url: str, broker_url: str) -> None:
+    """Cancel the jobs the bench queued and drop its queue: no worker should ever run them."""
+    from sqlalchemy import text
+
+    from api.db import session_factory, session_scope
+
+    with session_scope(session_factory(db_url)) as s:
+        s.execute(
+            text("UPDATE job SET status = 'cancelled' WHERE status = 'queued' AND kind = 'search'")
+        )
+    if broker_url.startswith("redis"):
+        import redis
+
+        r = redis.Redis.from_url(broker_url)
+        for key in r.scan_iter(f"*{BENCH_PREFIX}*"):
+            r.delete(key)
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="nao bench api", description=__doc__.split("\n")[0])
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--requests", type=int, default=5000, help="GET requests timed")
+    p.add_argument("--posts", type=int, default=1000, help="POST /searches timed")
+    p.add_argument("--server-workers", type=int, default=2)
+    p.add_argument("--database-url", default=None, help="Postgres (default: NAO_DATABASE_URL)")
+    p.add_argument("--broker-url", default=None, help="default: NAO_BROKER_URL")
+    p.add_argument("--json", default=None, help="also write the figures to this file")
+    out = run(p.parse_args(argv))
+    text = json.dumps(out, indent=2)
+    print(text)
+    if out_path := p.parse_args(argv).json:
+        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(out_path).write_text(text + "\n")
+    return 0

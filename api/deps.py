@@ -1,0 +1,40 @@
+"""``Annotated`` dependency aliases: settings, a database session and the bearer token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from api.auth import verify_token
+from api.db import session_factory
+from api.errors import Unauthorized
+from api.models import ApiToken
+from api.settings import ApiSettings, get_settings
+
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    with session_factory(settings.resolved_database_url())() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def require_token(request: Request, session: SessionDep) -> ApiToken:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("missing bearer token")
+    row = verify_token(session, token.strip())
+    if row is None:
+        raise Unauthorized("invalid token")
+    session.commit()
+    return row
+
+
+TokenDep = Annotated[ApiToken, Depends(require_token)]

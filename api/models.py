@@ -1,0 +1,164 @@
+"""ORM tables: job, architecture, metric, checkpoint, api_token.
+
+Top-k reads (``GET /architectures?top=10``) are served by one index per score source, plain
+and per search, so they stay index scans at millions of rows. Statuses are ``StrEnum``s
+stored as strings.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api.db import Base
+
+SCORE_SOURCES = ("supernet", "predictor", "trained", "tabular")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobKind(StrEnum):
+    SEARCH = "search"
+    TRAIN = "train"
+    EVAL = "eval"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+FINISHED = frozenset({JobStatus.CANCELLED, JobStatus.SUCCEEDED, JobStatus.FAILED})
+
+_Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+
+class Job(Base):
+    __tablename__ = "job"
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    space: Mapped[str | None] = mapped_column(String(32))
+    dataset: Mapped[str | None] = mapped_column(String(32))
+    preset: Mapped[str | None] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    phase: Mapped[str | None] = mapped_column(String(32))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    current: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    rounds: Mapped[int] = mapped_column(Integer, default=0)
+    error_type: Mapped[str | None] = mapped_column(String(128))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    architecture_id: Mapped[int | None] = mapped_column(
+        ForeignKey("architecture.id", ondelete="SET NULL", use_alter=True)
+    )
+    checkpoint_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkpoint.id", ondelete="SET NULL", use_alter=True)
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    __table_args__ = (
+        Index("ix_job_kind_id", "kind", "id"),
+        Index("ix_job_status", "status"),
+    )
+
+
+class Architecture(Base):
+    __tablename__ = "architecture"
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    space: Mapped[str] = mapped_column(String(32))
+    dataset: Mapped[str] = mapped_column(String(32))
+    arch: Mapped[str] = mapped_column(Text)
+    canonical_hash: Mapped[str] = mapped_column(String(64))
+    pool_id: Mapped[int | None] = mapped_column(Integer)  # id in the search's pool
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    parent_id: Mapped[int | None] = mapped_column(Integer)  # pool id of the parent
+    params: Mapped[int | None] = mapped_column(BigInteger)
+    score_supernet: Mapped[float | None] = mapped_column(Float)
+    score_predictor: Mapped[float | None] = mapped_column(Float)
+    score_trained: Mapped[float | None] = mapped_column(Float)
+    score_tabular: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "canonical_hash", name="uq_architecture_job_hash"),
+        *(Index(f"ix_architecture_{s}", f"score_{s}") for s in SCORE_SOURCES),
+        *(Index(f"ix_architecture_job_{s}", "job_id", f"score_{s}") for s in SCORE_SOURCES),
+        *(
+            Index(f"ix_architecture_space_dataset_{s}", "space", "dataset", f"score_{s}")
+            for s in SCORE_SOURCES
+        ),
+    )
+
+
+class Metric(Base):
+    """One value of a job's time series; ``(job, name, step)`` is written once."""
+
+    __tablename__ = "metric"
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    step: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("job_id", "name", "step", name="uq_metric_job_name_step"),)
+
+
+class Checkpoint(Base):
+    __tablename__ = "checkpoint"
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    architecture_id: Mapped[int | None] = mapped_column(
+        ForeignKey("architecture.id", ondelete="SET NULL")
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # "model" (a trained network)
+    path: Mapped[str] = mapped_column(Text)  # key inside the storage, never a user's path
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

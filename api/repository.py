@@ -1,0 +1,167 @@
+"""All SQL of the service: jobs, architectures, metrics, checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from api.models import (
+    FINISHED,
+    Architecture,
+    Checkpoint,
+    Job,
+    JobStatus,
+    Metric,
+    utcnow,
+)
+
+
+def get_job(session: Session, job_id: int, *, lock: bool = False) -> Job | None:
+    stmt = select(Job).where(Job.id == job_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def list_jobs(
+    session: Session, kind: str | None, status: str | None, limit: int, offset: int
+) -> tuple[Sequence[Job], int]:
+    stmt = select(Job)
+    if kind:
+        stmt = stmt.where(Job.kind == kind)
+    if status:
+        stmt = stmt.where(Job.status == status)
+    count = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(Job.id.desc()).limit(limit).offset(offset)).all()
+    return rows, count
+
+
+def get_job_status(session: Session, job_id: int) -> str | None:
+    return session.scalar(select(Job.status).where(Job.id == job_id))
+
+
+def update_job(session: Session, job_id: int, **values: Any) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
+
+
+def is_finished(status: str) -> bool:
+    return status in FINISHED
+
+
+def score_column(source: str) -> Any:
+    return getattr(Architecture, f"score_{source}")
+
+
+def top_architectures(
+    session: Session,
+    *,
+    order_by: str,
+    limit: int,
+    offset: int = 0,
+    job_id: int | None = None,
+    space: str | None = None,
+    dataset: str | None = None,
+) -> Sequence[Architecture]:
+    """Best first by ``score_<order_by>``; rows without that score are left out (index scan)."""
+    col = score_column(order_by)
+    stmt = select(Architecture).where(col.is_not(None))
+    if job_id is not None:
+        stmt = stmt.where(Architecture.job_id == job_id)
+    if space is not None:
+        stmt = stmt.where(Architecture.space == space)
+    if dataset is not None:
+        stmt = stmt.where(Architecture.dataset == dataset)
+    stmt = stmt.order_by(col.desc(), Architecture.id).limit(limit).offset(offset)
+    return session.scalars(stmt).all()
+
+
+def get_architecture(session: Session, arch_id: int) -> Architecture | None:
+    return session.get(Architecture, arch_id)
+
+
+def find_architecture(session: Session, job_id: int, canonical_hash: str) -> Architecture | None:
+    return session.scalar(
+        select(Architecture).where(
+            Architecture.job_id == job_id, Architecture.canonical_hash == canonical_hash
+        )
+    )
+
+
+def upsert_architectures(session: Session, job: Job, rows: Iterable[dict[str, Any]]) -> int:
+    """Insert or update pool rows keyed by (job, canonical hash); returns the number inserted.
+
+    Idempotent: replaying a round after a re-delivery updates the same rows.
+    """
+    rows = list(rows)
+    hashes = [r["canonical_hash"] for r in rows]
+    existing = {
+        a.canonical_hash: a
+        for a in session.scalars(
+            select(Architecture).where(
+                Architecture.job_id == job.id, Architecture.canonical_hash.in_(hashes)
+            )
+        )
+    }
+    inserted = 0
+    for row in rows:
+        found = existing.get(row["canonical_hash"])
+        if found is None:
+            session.add(Architecture(job_id=job.id, space=job.space, dataset=job.dataset, **row))
+            inserted += 1
+        else:
+            for key, value in row.items():
+                if value is not None:
+                    setattr(found, key, value)
+    session.flush()
+    return inserted
+
+
+def record_metrics(session: Session, job_id: int, step: int, values: dict[str, float]) -> None:
+    """Write ``values`` at ``step`` once; a replayed step overwrites its own rows."""
+    names = list(values)
+    existing = {
+        m.name: m
+        for m in session.scalars(
+            select(Metric).where(
+                Metric.job_id == job_id, Metric.step == step, Metric.name.in_(names)
+            )
+        )
+    }
+    for name, value in values.items():
+        if name in existing:
+            existing[name].value = value
+        else:
+            session.add(Metric(job_id=job_id, name=name, step=step, value=float(value)))
+    session.flush()
+
+
+def list_metrics(
+    session: Session, job_id: int, name: str | None, limit: int, offset: int
+) -> Sequence[Metric]:
+    stmt = select(Metric).where(Metric.job_id == job_id)
+    if name:
+        stmt = stmt.where(Metric.name == name)
+    stmt = stmt.order_by(Metric.name, Metric.step).limit(limit).offset(offset)
+    return session.scalars(stmt).all()
+
+
+def get_checkpoint(session: Session, checkpoint_id: int) -> Checkpoint | None:
+    return session.get(Checkpoint, checkpoint_id)
+
+
+def find_checkpoint(session: Session, job_id: int, kind: str) -> Checkpoint | None:
+    return session.scalar(
+        select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.kind == kind)
+    )
+
+
+def mark_cancelled_if_queued(session: Session, job_id: int) -> bool:
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.CANCELLED, finished_at=utcnow(), updated_at=utcnow())
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]

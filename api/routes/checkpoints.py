@@ -1,0 +1,79 @@
+"""Checkpoint metadata and downloads (streamed; Content-Length, ETag = sha256, Range)."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from api import repository
+from api.deps import SessionDep, SettingsDep, TokenDep
+from api.errors import NotFound
+from api.present import checkpoint_public
+from api.schemas import CheckpointPublic
+from api.storage import DirectoryStorage
+
+router = APIRouter(tags=["checkpoints"])
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@router.get("/checkpoints/{checkpoint_id}")
+def get_checkpoint(checkpoint_id: int, session: SessionDep) -> CheckpointPublic:
+    row = repository.get_checkpoint(session, checkpoint_id)
+    if row is None:
+        raise NotFound(f"checkpoint {checkpoint_id} not found")
+    return checkpoint_public(row)
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive, or None for the whole file; ValueError if unsatisfiable."""
+    if not header:
+        return None
+    m = _RANGE.match(header.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        raise ValueError(header)
+    if m.group(1):
+        start = int(m.group(1))
+        end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+    else:
+        start, end = max(size - int(m.group(2)), 0), size - 1
+    if start > end or start >= size:
+        raise ValueError(header)
+    return start, end
+
+
+@router.get("/checkpoints/{checkpoint_id}/download")
+def download_checkpoint(
+    checkpoint_id: int, request: Request, session: SessionDep, settings: SettingsDep, _t: TokenDep
+) -> Response:
+    row = repository.get_checkpoint(session, checkpoint_id)
+    if row is None:
+        raise NotFound(f"checkpoint {checkpoint_id} not found")
+    store = DirectoryStorage(settings.resolved_storage_dir())
+    size, etag = row.size, f'"{row.sha256}"'
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": etag,
+        "Content-Disposition": f'attachment; filename="checkpoint-{row.id}.pt"',
+    }
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    try:
+        span = _parse_range(request.headers.get("range"), size)
+    except ValueError:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    if span is not None and request.headers.get("if-range") not in (None, etag):
+        span = None  # the file changed since the partial download: send all of it
+    start, end = span or (0, size - 1)
+    headers["Content-Length"] = str(end - start + 1)
+    status = 200
+    if span is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return StreamingResponse(
+        store.open_range(row.path, start, end),
+        status_code=status,
+        headers=headers,
+        media_type="application/octet-stream",
+    )

@@ -1,0 +1,30 @@
+"""/healthz: the process is up. /readyz: the database and the broker answer."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api import queue
+from api.deps import SessionDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(session: SessionDep) -> JSONResponse:
+    try:
+        session.execute(text("SELECT 1"))
+        database = True
+    except Exception:  # any driver error means "not ready"
+        database = False
+    broker = queue.broker_reachable()
+    ok = database and broker
+    body = {"status": "ok" if ok else "unavailable", "database": database, "broker": broker}
+    return JSONResponse(body, status_code=200 if ok else 503)

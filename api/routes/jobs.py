@@ -1,0 +1,118 @@
+"""Searches, trainings and evaluations: one job model, three entry points."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
+
+from api import repository, services
+from api.deps import SessionDep, TokenDep
+from api.errors import NotFound
+from api.models import Job, JobKind
+from api.present import job_public
+from api.schemas import (
+    EvaluationCreate,
+    JobPublic,
+    JobsPublic,
+    MetricPublic,
+    MetricsPublic,
+    SearchCreate,
+    TrainingCreate,
+)
+
+router = APIRouter()
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+
+
+def _load(session: Session, job_id: int, kind: JobKind | None) -> Job:
+    job = repository.get_job(session, job_id)
+    if job is None or (kind is not None and job.kind != kind):
+        raise NotFound(f"{kind or 'job'} {job_id} not found")
+    return job
+
+
+def _public(session: Session, job: Job) -> JobPublic:
+    best = None
+    if job.kind == JobKind.SEARCH:
+        for source in ("trained", "supernet"):
+            rows = repository.top_architectures(session, order_by=source, limit=1, job_id=job.id)
+            if rows:
+                best = rows[0]
+                break
+    return job_public(job, best)
+
+
+def _accepted(session: Session, job: Job, response: Response) -> JobPublic:
+    out = _public(session, job)
+    response.headers["Location"] = out.url
+    return out
+
+
+@router.post("/searches", status_code=202, tags=["searches"])
+def create_search(
+    body: SearchCreate, session: SessionDep, _t: TokenDep, response: Response
+) -> JobPublic:
+    return _accepted(session, services.create_search(session, body), response)
+
+
+@router.post("/trainings", status_code=202, tags=["trainings"])
+def create_training(
+    body: TrainingCreate, session: SessionDep, _t: TokenDep, response: Response
+) -> JobPublic:
+    return _accepted(session, services.create_training(session, body), response)
+
+
+@router.post("/evaluations", status_code=202, tags=["evaluations"])
+def create_evaluation(
+    body: EvaluationCreate, session: SessionDep, _t: TokenDep, response: Response
+) -> JobPublic:
+    return _accepted(session, services.create_evaluation(session, body), response)
+
+
+def _register(path: str, kind: JobKind | None, tag: str) -> None:
+    def list_(
+        session: SessionDep, status: str | None = None, limit: Limit = 50, offset: Offset = 0
+    ) -> JobsPublic:
+        rows, count = repository.list_jobs(session, kind, status, limit, offset)
+        return JobsPublic(data=[job_public(j) for j in rows], count=count)
+
+    def get(job_id: int, session: SessionDep) -> JobPublic:
+        return _public(session, _load(session, job_id, kind))
+
+    def cancel(job_id: int, session: SessionDep, _t: TokenDep) -> JobPublic:
+        _load(session, job_id, kind)
+        return _public(session, services.cancel_job(session, job_id))
+
+    router.add_api_route(f"/{path}", list_, methods=["GET"], tags=[tag], name=f"list_{path}")
+    router.add_api_route(
+        f"/{path}/{{job_id}}", get, methods=["GET"], tags=[tag], name=f"get_{path}"
+    )
+    router.add_api_route(
+        f"/{path}/{{job_id}}/cancel", cancel, methods=["POST"], tags=[tag], name=f"cancel_{path}"
+    )
+
+
+_register("searches", JobKind.SEARCH, "searches")
+_register("trainings", JobKind.TRAIN, "trainings")
+_register("evaluations", JobKind.EVAL, "evaluations")
+_register("jobs", None, "jobs")
+
+
+@router.get("/jobs/{job_id}/metrics", tags=["jobs"])
+def job_metrics(
+    job_id: int,
+    session: SessionDep,
+    name: str | None = None,
+    limit: Limit = 1000,
+    offset: Offset = 0,
+) -> MetricsPublic:
+    _load(session, job_id, None)
+    rows = repository.list_metrics(session, job_id, name, limit, offset)
+    data = [
+        MetricPublic(name=m.name, step=m.step, value=m.value, created_at=m.created_at) for m in rows
+    ]
+    return MetricsPublic(data=data, count=len(data))

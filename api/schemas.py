@@ -1,0 +1,134 @@
+"""Pydantic request and response bodies (``XCreate`` / ``XPublic`` / ``XsPublic``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+Name = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_./-]+$")
+Seed = Field(default=None, ge=0, le=2**31 - 1)
+Overrides = Field(default_factory=dict, max_length=64)
+ScoreSource = Literal["supernet", "predictor", "trained", "tabular"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchCreate(_In):
+    space: str = Name
+    dataset: str | None = Field(default=None, min_length=1, max_length=64)
+    preset: str = Field(default="tiny", min_length=1, max_length=64)
+    overrides: dict[str, Any] = Overrides
+    seed: StrictInt | None = Seed
+    budget: StrictInt | None = Field(
+        default=None, ge=1, le=10_000, description="supernet epochs (optim.epochs)"
+    )
+
+
+class TrainingCreate(_In):
+    architecture_id: StrictInt | None = Field(default=None, ge=1)
+    arch: str | None = Field(default=None, min_length=1, max_length=4096)
+    arch_name: str | None = Field(default=None, min_length=1, max_length=64)
+    space: str = Field(default="cnn", min_length=1, max_length=64)
+    dataset: str | None = Field(default=None, min_length=1, max_length=64)
+    preset: str = Field(default="tiny", min_length=1, max_length=64)
+    overrides: dict[str, Any] = Overrides
+    seed: StrictInt | None = Seed
+
+    @model_validator(mode="after")
+    def _one_arch(self) -> TrainingCreate:
+        given = [
+            self.architecture_id is not None,
+            self.arch is not None,
+            self.arch_name is not None,
+        ]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of architecture_id, arch, arch_name")
+        return self
+
+
+class EvaluationCreate(_In):
+    checkpoint_id: StrictInt = Field(ge=1)
+    dataset: str | None = Field(default=None, min_length=1, max_length=64)
+    split: Literal["test", "valid", "train"] | None = None
+
+
+class JobPublic(BaseModel):
+    id: int
+    kind: str
+    status: str
+    url: str
+    space: str | None
+    dataset: str | None
+    preset: str | None
+    phase: str | None
+    progress: float
+    current: int
+    total: int
+    rounds: int
+    attempts: int
+    worker: str | None
+    error_type: str | None
+    error_message: str | None
+    architecture_id: int | None
+    checkpoint_id: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    config: dict[str, Any]
+    result: dict[str, Any] | None
+    best: ArchitecturePublic | None = None
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int
+
+
+class ArchitecturePublic(BaseModel):
+    id: int
+    job_id: int
+    space: str
+    dataset: str
+    arch: str
+    canonical_hash: str
+    pool_id: int | None
+    round: int
+    parent_id: int | None
+    params: int | None
+    scores: dict[str, float | None]
+    created_at: datetime
+
+
+class ArchitecturesPublic(BaseModel):
+    data: list[ArchitecturePublic]
+    count: int
+
+
+class MetricPublic(BaseModel):
+    name: str
+    step: int
+    value: float
+    created_at: datetime
+
+
+class MetricsPublic(BaseModel):
+    data: list[MetricPublic]
+    count: int
+
+
+class CheckpointPublic(BaseModel):
+    id: int
+    job_id: int
+    architecture_id: int | None
+    kind: str
+    size: int
+    sha256: str
+    created_at: datetime
+    download_url: str
+
+
+JobPublic.model_rebuild()

@@ -1,0 +1,214 @@
+"""Job lifecycle: validate → create → commit → enqueue; cancel. No HTTP types here.
+
+User input becomes a nao_core config here, so every bad value is refused with the field it
+came from before anything is stored or queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from api import queue, repository
+from api.errors import Conflict, InvalidInput, NotFound, Unavailable
+from api.models import Job, JobKind, JobStatus, utcnow
+from api.schemas import EvaluationCreate, SearchCreate, TrainingCreate
+from nao_core.config import DATASET_NAMES, apply_overrides, to_dict
+from nao_core.errors import InvalidArchitecture, InvalidConfig, UnknownName
+from nao_core.presets import get_preset
+from nao_core.search_space import create_search_space, list_search_spaces
+from nao_core.search_space.named import get_named_arch
+
+logger = logging.getLogger(__name__)
+
+TASKS = {
+    JobKind.SEARCH: "nao.search.run",
+    JobKind.TRAIN: "nao.train.final",
+    JobKind.EVAL: "nao.eval.checkpoint",
+}
+
+
+# Spaces nao_core can run end to end today: the weight-sharing search has a supernet only for
+# "cnn" (``nao_core.evaluator.supernet.create_supernet_evaluator``) and final training builds
+# CNNs. nb201 is searched on its tabular file (``nao bench nb201``), rnn is still to land.
+SEARCH_SPACES = ("cnn",)
+TRAIN_SPACES = ("cnn", "cnn-large")
+
+
+def _check_runnable(space: str, field: str, runnable: tuple[str, ...], what: str) -> None:
+    if space not in runnable:
+        raise InvalidInput(
+            field, f"space {space!r} has no {what} yet; supported: {', '.join(runnable)}"
+        )
+
+
+def _preset(kind: str, name: str) -> Any:
+    try:
+        return get_preset(f"{kind}/{name}")
+    except UnknownName:
+        known = sorted(p.split("/", 1)[1] for p in _preset_names(kind))
+        raise InvalidInput(
+            "preset", f"unknown preset {name!r}; known: {', '.join(known)}"
+        ) from None
+
+
+def _preset_names(kind: str) -> list[str]:
+    from nao_core.presets import list_presets
+
+    return [p for p in list_presets() if p.startswith(f"{kind}/")]
+
+
+def _check_space(space: str) -> None:
+    if space not in list_search_spaces():
+        known = ", ".join(list_search_spaces())
+        raise InvalidInput("space", f"unknown space {space!r}; known: {known}")
+
+
+def _check_dataset(dataset: str | None) -> None:
+    if dataset is not None and dataset not in DATASET_NAMES:
+        known = ", ".join(DATASET_NAMES)
+        raise InvalidInput("dataset", f"unknown dataset {dataset!r}; known: {known}")
+
+
+def _apply(cfg: Any, values: dict[str, Any], field: str) -> Any:
+    """``apply_overrides`` with errors naming ``field`` (``overrides.<key>`` for overrides)."""
+    try:
+        return apply_overrides(cfg, values)
+    except InvalidConfig as exc:
+        key, _, why = str(exc).partition(": ")
+        name = f"{field}.{key}" if field == "overrides" else field or key
+        raise InvalidInput(name, why or str(exc)) from None
+
+
+def _check_override_keys(overrides: dict[str, Any], reserved: set[str]) -> None:
+    for key in overrides:
+        if key in reserved:
+            raise InvalidInput(f"overrides.{key}", "set by its own field of the request")
+
+
+def create_search(session: Session, body: SearchCreate) -> Job:
+    _check_space(body.space)
+    _check_runnable(body.space, "space", SEARCH_SPACES, "weight-sharing search")
+    _check_dataset(body.dataset)
+    cfg = _preset("search", body.preset)
+    named: dict[str, Any] = {"space": body.space}
+    if body.dataset is not None:
+        named["data.dataset"] = body.dataset
+    if body.seed is not None:
+        named["seed"] = body.seed
+    if body.budget is not None:
+        named["optim.epochs"] = body.budget
+    _check_override_keys(body.overrides, {"space", "data.dataset", "seed"})
+    cfg = _apply(cfg, body.overrides, "overrides")
+    for key, value in named.items():
+        field = {"data.dataset": "dataset", "optim.epochs": "budget"}.get(key, key)
+        cfg = _apply(cfg, {key: value}, field)
+    job = Job(
+        kind=JobKind.SEARCH,
+        space=body.space,
+        dataset=cfg.data.dataset,
+        preset=body.preset,
+        config=to_dict(cfg),
+        request=body.model_dump(),
+    )
+    return _submit(session, job)
+
+
+def create_training(session: Session, body: TrainingCreate) -> Job:
+    arch_row = None
+    if body.architecture_id is not None:
+        arch_row = repository.get_architecture(session, body.architecture_id)
+        if arch_row is None:
+            raise NotFound(f"architecture {body.architecture_id} not found")
+        space, arch = arch_row.space, arch_row.arch
+    elif body.arch_name is not None:
+        try:
+            space, parsed = get_named_arch(body.arch_name)
+        except UnknownName as exc:
+            raise InvalidInput("arch_name", str(exc)) from None
+        arch = create_search_space(space).to_str(parsed)
+    else:
+        _check_space(body.space)
+        _check_runnable(body.space, "space", TRAIN_SPACES, "final training")
+        space = body.space
+        try:
+            s = create_search_space(space)
+            arch = s.to_str(s.parse(body.arch or ""))
+        except InvalidArchitecture as exc:
+            raise InvalidInput("arch", str(exc)) from None
+    _check_dataset(body.dataset)
+    cfg = _preset("train", body.preset)
+    cfg = _apply(cfg, body.overrides, "overrides")
+    dataset = body.dataset or (arch_row.dataset if arch_row else None)
+    if dataset is not None:
+        cfg = _apply(cfg, {"data.dataset": dataset}, "dataset")
+    if body.seed is not None:
+        cfg = _apply(cfg, {"seed": body.seed}, "seed")
+    job = Job(
+        kind=JobKind.TRAIN,
+        space=space,
+        dataset=cfg.data.dataset,
+        preset=body.preset,
+        config={"space": space, "arch": arch, "train": to_dict(cfg)},
+        request=body.model_dump(),
+        architecture_id=arch_row.id if arch_row else None,
+    )
+    return _submit(session, job)
+
+
+def create_evaluation(session: Session, body: EvaluationCreate) -> Job:
+    ckpt = repository.get_checkpoint(session, body.checkpoint_id)
+    if ckpt is None:
+        raise NotFound(f"checkpoint {body.checkpoint_id} not found")
+    source = repository.get_job(session, ckpt.job_id)
+    dataset = source.dataset if source else None
+    _check_dataset(body.dataset)
+    if body.dataset is not None and body.dataset != dataset:
+        raise InvalidInput("dataset", f"the checkpoint was trained on {dataset!r}")
+    job = Job(
+        kind=JobKind.EVAL,
+        space=source.space if source else None,
+        dataset=dataset,
+        config={"checkpoint_id": ckpt.id, "split": body.split},
+        request=body.model_dump(),
+        checkpoint_id=ckpt.id,
+        architecture_id=ckpt.architecture_id,
+    )
+    return _submit(session, job)
+
+
+def _submit(session: Session, job: Job) -> Job:
+    """Commit the job, then enqueue it: a worker never sees an uncommitted id."""
+    session.add(job)
+    session.commit()
+    try:
+        queue.enqueue(TASKS[JobKind(job.kind)], job.id)
+    except Exception as exc:  # broker down: the job must not stay queued forever
+        repository.update_job(
+            session,
+            job.id,
+            status=JobStatus.FAILED,
+            error_type=type(exc).__name__,
+            error_message=f"could not enqueue: {exc}",
+            finished_at=utcnow(),
+        )
+        session.commit()
+        raise Unavailable(f"job {job.id} could not be queued: {exc}") from exc
+    logger.info("job=%d kind=%s queued", job.id, job.kind)
+    return job
+
+
+def cancel_job(session: Session, job_id: int) -> Job:
+    job = repository.get_job(session, job_id, lock=True)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    if repository.is_finished(job.status):
+        raise Conflict(f"job {job_id} is already {job.status}")
+    if job.status == JobStatus.QUEUED:
+        job.status, job.finished_at = JobStatus.CANCELLED, utcnow()
+    elif job.status == JobStatus.RUNNING:
+        job.status = JobStatus.CANCELLING  # the worker stops at the next epoch
+    session.commit()
+    return job

@@ -1,0 +1,45 @@
+"""Process settings of the API (and of the worker, which shares the database and broker).
+
+Every value comes from ``NAO_*`` environment variables. The defaults are the embedded mode:
+SQLite and a SQLAlchemy-backed Celery broker under ``NAO_HOME`` (``~/.nao``), so nothing but
+this package has to be installed. Production sets ``NAO_DATABASE_URL`` (Postgres) and
+``NAO_BROKER_URL`` (Redis).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NAO_", extra="ignore")
+
+    home: Path = Path.home() / ".nao"
+    database_url: str = ""  # default: sqlite:///<home>/nao.sqlite
+    broker_url: str = ""  # default: sqla+sqlite:///<home>/broker.sqlite
+    storage_dir: Path | None = None  # checkpoints and run folders; default: <home>/storage
+    data_dir: Path | None = None  # dataset files (CIFAR batches); digits needs none
+    queue_prefix: str = ""  # prefixes the queue names (tests run isolated workers)
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    visibility_timeout_s: int = Field(default=48 * 3600, gt=0)  # above the longest job
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'nao.sqlite'}"
+
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.home / 'broker.sqlite'}"
+
+    def resolved_storage_dir(self) -> Path:
+        return self.storage_dir or self.home / "storage"
+
+    def queue(self, name: str) -> str:
+        return f"{self.queue_prefix}{name}"
+
+
+@lru_cache
+def get_settings() -> ApiSettings:
+    return ApiSettings()

@@ -1,0 +1,22 @@
+# The API: FastAPI + SQLAlchemy, no torch. Migrations run in docker/prestart.sh before it serves.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md alembic.ini ./
+COPY api ./api
+COPY worker ./worker
+COPY nao_core ./nao_core
+COPY migrations ./migrations
+COPY docker/prestart.sh /prestart.sh
+# Install the service without its torch/torchvision pins: the API imports neither.
+RUN pip install --no-deps . \
+    && pip install "fastapi>=0.110" "uvicorn>=0.29" "sqlalchemy>=2" "alembic>=1.13" \
+       "psycopg[binary]>=3.1" "celery[redis]>=5.3" "redis>=5" "pydantic-settings>=2" \
+       "numpy>=1.26" \
+    && python -c "import api.main, sys; assert 'torch' not in sys.modules" \
+    && useradd --create-home nao && chmod +x /prestart.sh
+USER nao
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --retries=5 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
+CMD ["/prestart.sh", "uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

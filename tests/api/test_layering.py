@@ -1,0 +1,41 @@
+"""Dependency rules: the API never imports torch; nao_core never imports api or worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _modules_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print(' '.join(sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return set(out.stdout.split())
+
+
+def test_api_does_not_import_torch() -> None:
+    mods = _modules_after("import api.main, api.services, api.cli, worker.app")
+    assert "torch" not in mods
+    assert "worker.tasks" not in mods
+
+
+def test_api_models_do_not_import_fastapi() -> None:
+    assert "fastapi" not in _modules_after("import api.models")
+
+
+def test_nao_core_does_not_import_api_or_worker() -> None:
+    for path in (ROOT / "nao_core").rglob("*.py"):
+        text = path.read_text()
+        for banned in ("import api", "from api", "import worker", "from worker"):
+            assert banned not in text, f"{path}: {banned}"
+
+
+def test_dataset_names_match_the_registry() -> None:
+    from nao_core.config import DATASET_NAMES
+    from nao_core.data import list_datasets
+
+    assert sorted(DATASET_NAMES) == list_datasets()

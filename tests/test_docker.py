@@ -1,0 +1,100 @@
+"""docker-compose.yml and the Dockerfiles, parsed: services, dependencies, healthchecks,
+volumes, the GPU reservation, a torch-free API image and migrations before serving."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _instructions(name: str) -> list[tuple[str, str]]:
+    text = (ROOT / "docker" / name).read_text().replace("\\\n", " ")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    return [(ln.split(None, 1)[0].upper(), ln.split(None, 1)[1]) for ln in lines]
+
+
+def test_services_and_dependencies(compose) -> None:
+    services = compose["services"]
+    assert {"postgres", "redis", "migrate", "api", "worker"} <= set(services)
+    for name in ("api", "worker"):
+        deps = services[name]["depends_on"]
+        assert deps["postgres"]["condition"] == "service_healthy"
+        assert deps["redis"]["condition"] == "service_healthy"
+        assert deps["migrate"]["condition"] == "service_completed_successfully"
+    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    assert services["api"]["ports"] == ["8000:8000"]
+
+
+@pytest.mark.parametrize("name", ["postgres", "redis", "api", "worker"])
+def test_healthchecks(compose, name) -> None:
+    check = compose["services"][name]["healthcheck"]
+    assert check["test"]
+    assert check["retries"] >= 3
+
+
+def test_settings_point_at_postgres_and_redis(compose) -> None:
+    for name in ("api", "worker", "migrate"):
+        env = compose["services"][name]["environment"]
+        assert env["NAO_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert env["NAO_BROKER_URL"].startswith("redis://redis:")
+        assert int(env["NAO_VISIBILITY_TIMEOUT_S"]) >= 24 * 3600
+
+
+def test_named_volumes_for_data_and_checkpoints(compose) -> None:
+    assert {"pgdata", "storage", "data"} <= set(compose["volumes"])
+    api_vols = compose["services"]["api"]["volumes"]
+    worker_vols = compose["services"]["worker"]["volumes"]
+    assert "storage:/var/lib/nao/storage" in api_vols
+    assert "storage:/var/lib/nao/storage" in worker_vols  # the API serves what workers write
+    assert any(v.startswith("data:") for v in worker_vols)
+
+
+def test_gpu_reservation(compose) -> None:
+    devices = compose["services"]["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia"
+    assert "gpu" in devices[0]["capabilities"]
+    assert "api" not in [s for s, v in compose["services"].items() if "deploy" in v]
+
+
+def test_api_image_has_no_torch_and_migrates_first() -> None:
+    steps = _instructions("api.Dockerfile")
+    assert steps[0][0] == "FROM"
+    assert "torch" not in steps[0][1]
+    run = " ".join(arg for op, arg in steps if op == "RUN")
+    assert "--no-deps" in run
+    assert not re.search(r"\btorch(vision)?\b[=<>\"]", run)
+    cmd = next(arg for op, arg in steps if op == "CMD")
+    assert "/prestart.sh" in cmd
+    assert "api.main:app" in cmd
+    assert "alembic upgrade head" in (ROOT / "docker" / "prestart.sh").read_text()
+    assert any(op == "HEALTHCHECK" for op, _ in steps)
+
+
+def test_worker_image_is_cuda_pytorch() -> None:
+    steps = _instructions("worker.Dockerfile")
+    base = steps[0][1]
+    assert "pytorch" in base
+    assert "cuda" in base
+    cmd = next(arg for op, arg in steps if op == "CMD")
+    assert "worker.app" in cmd
+    assert "--concurrency" in cmd
+
+
+@pytest.mark.parametrize("name", ["api.Dockerfile", "worker.Dockerfile"])
+def test_copied_paths_exist(name) -> None:
+    for op, arg in _instructions(name):
+        if op == "COPY":
+            for src in arg.split()[:-1]:
+                assert (ROOT / src).exists(), src

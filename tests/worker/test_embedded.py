@@ -1,0 +1,81 @@
+"""``nao up``: SQLite + the SQLAlchemy broker, API + one worker, no server needed.
+
+Walks the README's curl flow over real HTTP: token printed at first start, search, top
+architectures, training of the best one, download checked against its sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from service_fixtures import ROOT, stop, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _done(c: httpx.Client, url: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        job = c.get(url).json()
+        return job if job["status"] in ("succeeded", "failed", "cancelled") else None
+
+    job = wait_for(check, 180, url, 0.5)
+    assert job["status"] == "succeeded", job
+    return job
+
+
+def test_nao_up_serves_the_whole_flow(tmp_path: Path) -> None:
+    home, port = tmp_path / "home", _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NAO_")}
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "api.cli", "up", "--home", str(home), "--port", str(port)]
+    log = (tmp_path / "up.log").open("wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=10) as c:
+
+            def ready() -> bool:
+                try:
+                    return c.get("/readyz").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_for(ready, 60, "nao up", 0.5)
+            token = (home / "token").read_text().strip()
+            assert token in (tmp_path / "up.log").read_text()  # printed once at first start
+            auth = {"Authorization": f"Bearer {token}"}
+            body = {"space": "cnn", "dataset": "digits", "preset": "tiny"}
+            assert c.post("/searches", json=body).status_code == 401
+            search = c.post("/searches", json=body, headers=auth)
+            assert search.status_code == 202
+            _done(c, search.json()["url"])
+            top = c.get("/architectures", params={"top": 10}).json()["data"]
+            assert top
+            train = c.post("/trainings", json={"architecture_id": top[0]["id"]}, headers=auth)
+            trained = _done(c, train.json()["url"])
+            meta = c.get(f"/checkpoints/{trained['checkpoint_id']}").json()
+            blob = c.get(meta["download_url"], headers=auth)
+            assert hashlib.sha256(blob.content).hexdigest() == meta["sha256"]
+            assert blob.headers["etag"] == f'"{meta["sha256"]}"'
+        files = {p.name for p in home.iterdir()}
+        assert {"nao.sqlite", "broker.sqlite", "storage", "token"} <= files
+    finally:
+        stop(proc)
+        time.sleep(0.5)
+        log.close()
+    assert proc.returncode is not None

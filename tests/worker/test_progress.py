@@ -1,0 +1,117 @@
+"""DbReporter and the task lifecycle, called directly (no broker, no worker process)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from factories import make_job
+from service_fixtures import service_env
+from sqlalchemy import func, select
+
+from api.db import session_factory, session_scope
+from api.migrate import upgrade
+from api.models import Architecture, Job, JobStatus, Metric
+from nao_core.search.pool import PoolEntry
+from nao_core.search_space import create_search_space
+from worker.progress import DbReporter
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'nao.sqlite'}"
+    upgrade(url)
+    with service_env(database_url=url, home=str(tmp_path), storage_dir=str(tmp_path / "s")):
+        yield url
+
+
+def _pool(n: int, seed: int = 0) -> list[PoolEntry]:
+    space = create_search_space("cnn")
+    archs = space.sample_many(np.random.default_rng(seed), n)
+    return [
+        PoolEntry(i, a, round=0, score=i / n, score_source="supernet", scored_round=1)
+        for i, a in enumerate(archs)
+    ]
+
+
+def _reporter(url: str, job_id: int) -> DbReporter:
+    space = create_search_space("cnn")
+    return DbReporter(session_factory(url), job_id, space, 4, interval_s=0, poll_s=0)
+
+
+def test_rounds_and_metrics_are_recorded_once_when_replayed(db_url: str) -> None:
+    factory = session_factory(db_url)
+    with session_scope(factory) as s:
+        job_id = make_job(s, status=JobStatus.RUNNING).id
+    rep, pool = _reporter(db_url, job_id), _pool(6)
+    for _ in range(2):  # a re-delivered task replays the round it was killed in
+        rep.on_phase("supernet", 4)
+        rep.on_epoch_end(2, {"loss": 1.5, "acc": 0.3})
+        rep.on_pool_scored(1, pool)
+        rep.on_proposals(1, _pool(2, seed=1))
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(Architecture)) == 8
+        assert s.scalar(select(func.count()).select_from(Metric)) == 3
+        job = s.get(Job, job_id)
+        assert job is not None
+        assert (job.rounds, job.current, job.phase) == (1, 2, "supernet")
+        assert job.progress == pytest.approx(0.5 * 0.95)
+        best = s.scalar(select(func.max(Architecture.score_supernet)))
+        assert best == pytest.approx(5 / 6)
+
+
+def test_should_stop_sees_cancelling(db_url: str) -> None:
+    factory = session_factory(db_url)
+    with session_scope(factory) as s:
+        job_id = make_job(s, status=JobStatus.RUNNING).id
+    rep = _reporter(db_url, job_id)
+    assert rep.should_stop() is False
+    with session_scope(factory) as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        job.status = JobStatus.CANCELLING
+    assert rep.should_stop() is True
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (JobStatus.SUCCEEDED, JobStatus.SUCCEEDED),
+        (JobStatus.CANCELLED, JobStatus.CANCELLED),
+        (JobStatus.FAILED, JobStatus.FAILED),
+        (JobStatus.CANCELLING, JobStatus.CANCELLED),
+    ],
+)
+def test_redelivered_message_for_a_finished_job_is_a_noop(db_url, status, expected) -> None:
+    from worker.tasks import run_search_job
+
+    factory = session_factory(db_url)
+    with session_scope(factory) as s:
+        job_id = make_job(s, status=status).id
+    assert run_search_job.run(job_id) == "skipped"
+    assert run_search_job.run(123456) == "skipped"
+    with factory() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        assert job.status == expected
+        assert job.attempts == 0
+
+
+def test_failure_marks_the_job_failed(db_url: str) -> None:
+    from worker.tasks import run_search_job
+
+    factory = session_factory(db_url)
+    with session_scope(factory) as s:
+        job_id = make_job(s, status=JobStatus.QUEUED, config={"pool_size": 1}).id
+    with pytest.raises(Exception, match="pool_size") as info:
+        run_search_job.run(job_id)
+    run_search_job.on_failure(info.value, "task-id", (job_id,), {}, None)
+    with factory() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        assert job.status == JobStatus.FAILED
+        assert job.error_type == "InvalidConfig"
+        assert "pool_size" in (job.error_message or "")
+        assert job.attempts == 1

@@ -1,0 +1,117 @@
+"""End to end through real Celery worker processes on Postgres + Redis: the full flow,
+cancellation, and kill -9 of a worker mid-search followed by a fresh worker finishing it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from service_fixtures import start_worker, stop, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.db]
+
+SEARCH = {"space": "cnn", "dataset": "digits", "preset": "tiny"}
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+@pytest.fixture(scope="module")
+def worker(pg_service: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    log = tmp_path_factory.mktemp("logs") / "worker.log"
+    proc = start_worker(pg_service, log)
+    yield proc
+    stop(proc)
+
+
+def _wait_done(client: Any, url: str, timeout: float = 120) -> dict[str, Any]:
+    job = wait_for(
+        lambda: (j := client.get(url).json())["status"] in FINISHED and j, timeout, url, 0.5
+    )
+    assert job["status"] == "succeeded", job
+    return job
+
+
+def test_full_flow_search_train_download_evaluate(client, auth, worker) -> None:
+    search = client.post("/searches", json=SEARCH, headers=auth).json()
+    done = _wait_done(client, search["url"])
+    assert done["rounds"] == 2
+    assert done["progress"] == 1.0
+    assert done["best"] is not None
+    assert done["result"]["top"]
+
+    top = client.get("/architectures", params={"top": 10, "search": search["id"]}).json()["data"]
+    assert 1 <= len(top) <= 10
+    ranked = client.get(
+        "/architectures", params={"top": 10, "search": search["id"], "order_by": "trained"}
+    ).json()["data"]
+    assert len(ranked) == 2  # the tiny preset reranks its top 2
+    best = ranked[0]
+
+    training = client.post(
+        "/trainings", json={"architecture_id": best["id"], "preset": "tiny"}, headers=auth
+    ).json()
+    trained = _wait_done(client, training["url"])
+    ckpt_id = trained["checkpoint_id"]
+    assert trained["result"]["checkpoint_id"] == ckpt_id
+    meta = client.get(f"/checkpoints/{ckpt_id}").json()
+    blob = client.get(meta["download_url"], headers=auth)
+    assert blob.status_code == 200
+    assert hashlib.sha256(blob.content).hexdigest() == meta["sha256"]
+    assert client.get(f"/architectures/{best['id']}").json()["scores"]["trained"] == pytest.approx(
+        trained["result"]["accuracy"]
+    )
+
+    evaluation = client.post("/evaluations", json={"checkpoint_id": ckpt_id}, headers=auth).json()
+    evaluated = _wait_done(client, evaluation["url"])
+    assert evaluated["result"]["accuracy"] == pytest.approx(trained["result"]["accuracy"])
+    metrics = client.get(f"/jobs/{search['id']}/metrics").json()["data"]
+    assert {"lr", "pool_best"} <= {m["name"] for m in metrics}
+
+
+def test_cancel_takes_effect_at_the_next_epoch(client, auth, worker) -> None:
+    job = client.post("/searches", json={**SEARCH, "budget": 200}, headers=auth).json()
+    wait_for(lambda: client.get(job["url"]).json()["current"] >= 1, 90, "first epoch", 0.3)
+    r = client.post(f"/searches/{job['id']}/cancel", headers=auth)
+    assert r.status_code == 200
+    assert r.json()["status"] in ("cancelling", "cancelled")
+    final = wait_for(
+        lambda: (j := client.get(job["url"]).json())["status"] == "cancelled" and j, 60, "cancel"
+    )
+    assert final["current"] < 200
+    assert client.post(f"/searches/{job['id']}/cancel", headers=auth).status_code == 409
+
+
+def test_kill_9_mid_search_then_a_fresh_worker_finishes(
+    client, auth, pg_service, worker, tmp_path: Path
+) -> None:
+    stop(worker)  # this test runs its own workers
+    job = client.post("/searches", json={**SEARCH, "budget": 8}, headers=auth).json()
+    first = start_worker(pg_service, tmp_path / "a.log")
+    try:
+        wait_for(lambda: client.get(job["url"]).json()["rounds"] >= 1, 120, "round 1", 0.2)
+    finally:
+        stop(first, sig_kill=True)
+    assert client.get(job["url"]).json()["status"] == "running"
+    second = start_worker(pg_service, tmp_path / "b.log")
+    try:
+        done = _wait_done(client, job["url"], timeout=150)
+    finally:
+        stop(second)
+    assert done["attempts"] >= 2
+    assert done["rounds"] == 4
+    metrics = client.get(f"/jobs/{job['id']}/metrics", params={"name": "pool_best"}).json()
+    assert [m["step"] for m in metrics["data"]] == [1, 2, 3, 4]
+    run_dir = Path(pg_service["NAO_STORAGE_DIR"]) / "jobs" / str(job["id"]) / "search"
+    seen = {
+        e["arch"]
+        for r in range(1, 5)
+        for e in json.loads((run_dir / f"pool_round{r}.json").read_text())
+    }
+    rows = client.get(
+        "/architectures", params={"top": 1000, "search": job["id"], "order_by": "supernet"}
+    ).json()["data"]
+    assert {a["arch"] for a in rows} == seen
+    assert len(rows) == len(seen)

@@ -1,0 +1,96 @@
+"""DbReporter: the nao_core ``Callback`` that writes progress, pool rounds and metrics to the
+database as they happen and turns a ``cancelling`` job into ``should_stop() == True``.
+
+Pool rows are upserted by (job, canonical hash) and metrics by (job, name, step), so a round
+replayed after a re-delivery is recorded exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import repository
+from api.db import session_scope
+from api.models import JobStatus
+from nao_core.search.pool import PoolEntry
+from nao_core.search_space.base import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+
+def pool_rows(space: SearchSpace, entries: Sequence[PoolEntry]) -> list[dict[str, Any]]:
+    return [
+        {
+            "arch": space.to_str(e.arch),
+            "canonical_hash": space.canonical_hash(e.arch),
+            "pool_id": e.id,
+            "round": e.round,
+            "parent_id": e.parent,
+            "score_supernet": e.score if e.score_source == "supernet" else None,
+            "score_predictor": e.score if e.score_source == "predictor" else None,
+        }
+        for e in entries
+    ]
+
+
+class DbReporter:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        job_id: int,
+        space: SearchSpace,
+        total_epochs: int,
+        *,
+        interval_s: float = 1.0,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.factory, self.job_id, self.space = factory, job_id, space
+        self.total_epochs = max(total_epochs, 1)
+        self.interval_s, self.poll_s = interval_s, poll_s
+        self._last_write = self._last_poll = 0.0
+        self._stop = False
+
+    def on_phase(self, name: str, total: int) -> None:
+        with session_scope(self.factory) as s:
+            repository.update_job(s, self.job_id, phase=str(name), total=total)
+
+    def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        with session_scope(self.factory) as s:
+            repository.record_metrics(s, self.job_id, epoch, dict(metrics))
+            now = time.monotonic()
+            if now - self._last_write >= self.interval_s or epoch >= self.total_epochs:
+                self._last_write = now
+                progress = min(epoch / self.total_epochs, 1.0) * 0.95
+                repository.update_job(s, self.job_id, current=epoch, progress=progress)
+
+    def on_pool_scored(self, round: int, pool: Sequence[PoolEntry]) -> None:
+        self._write_pool(round, pool)
+        scores = [e.score for e in pool if e.score is not None]
+        with session_scope(self.factory) as s:
+            if scores:
+                repository.record_metrics(s, self.job_id, round, {"pool_best": max(scores)})
+            repository.update_job(s, self.job_id, rounds=round)
+        logger.info("job=%d round=%d pool=%d recorded", self.job_id, round, len(pool))
+
+    def on_proposals(self, round: int, archs: Sequence[PoolEntry]) -> None:
+        self._write_pool(round, archs)
+
+    def _write_pool(self, round: int, entries: Sequence[PoolEntry]) -> None:
+        with session_scope(self.factory) as s:
+            job = repository.get_job(s, self.job_id)
+            assert job is not None
+            repository.upsert_architectures(s, job, pool_rows(self.space, entries))
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if not self._stop and now - self._last_poll >= self.poll_s:
+            self._last_poll = now
+            with self.factory() as s:
+                status = repository.get_job_status(s, self.job_id)
+            self._stop = status in (JobStatus.CANCELLING, JobStatus.CANCELLED)
+        return self._stop

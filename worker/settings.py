@@ -1,0 +1,22 @@
+"""Worker process settings (``NAO_*``); the database, broker and storage come from ApiSettings."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NAO_", extra="ignore")
+
+    device: str = "auto"  # one worker process per GPU: set CUDA_VISIBLE_DEVICES per process
+    torch_threads: int = Field(default=1, ge=1)  # 1 matters a lot on small CPU machines
+    progress_interval_s: float = Field(default=1.0, ge=0)
+    cancel_poll_s: float = Field(default=1.0, ge=0)
+
+
+@lru_cache
+def get_worker_settings() -> WorkerSettings:
+    return WorkerSettings()
