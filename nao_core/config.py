@@ -45,6 +45,9 @@ class ControllerConfig:
     swap_augment: bool = True  # one branch swap per cell and sample, where the space has any
     masked_training: bool = False  # the authors train the decoder without the validity mask
     target_transform: Literal["minmax", "rank"] = "minmax"  # minmax is the authors'
+    # Weight of a pairwise logistic ranking loss added to the predictor's MSE (0 = the
+    # authors' loss). Ranking is what the search uses the predictor for.
+    rank_weight: float = 0.0
     reset_optimizer: bool = True  # NAO_V1 re-creates Adam every round; the model is kept
     # Training matmuls/LSTMs under bf16 autocast with fp32 weights, loss and optimizer;
     # "auto" = bf16 where the CPU has native bf16. The embedding-space step is always fp32.
@@ -65,6 +68,7 @@ class ControllerConfig:
         for name in ("mlp_dropout", "encoder_dropout", "decoder_dropout"):
             _check(0.0 <= getattr(self, name) < 1.0, f"controller.{name}", "must be in [0, 1)")
         _check(self.lr > 0, "controller.lr", "must be > 0")
+        _check(self.rank_weight >= 0, "controller.rank_weight", "must be >= 0")
         _check(self.weight_decay >= 0, "controller.weight_decay", "must be >= 0")
         _check(self.grad_clip > 0, "controller.grad_clip", "must be > 0")
         _check(self.precision in ("auto", "fp32", "bf16"), "controller.precision", "auto|fp32|bf16")

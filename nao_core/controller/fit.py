@@ -71,6 +71,17 @@ def pairwise_accuracy(pred: np.ndarray, target: np.ndarray) -> float:
     return float(agree.mean())
 
 
+def pairwise_rank_loss(
+    pred: torch.Tensor, target: torch.Tensor, scale: float = 10.0
+) -> torch.Tensor:
+    """Mean of log(1 + exp(-s (p_i - p_j))) over the batch's pairs with target_i > target_j."""
+    diff = pred.unsqueeze(1) - pred.unsqueeze(0)  # (B, B): p_i - p_j
+    better = (target.unsqueeze(1) > target.unsqueeze(0)).float()
+    if better.sum() == 0:
+        return pred.sum() * 0.0
+    return (F.softplus(-scale * diff) * better).sum() / better.sum()
+
+
 def use_bf16(precision: str) -> bool:
     """bf16 autocast for controller training: asked for, or 'auto' on a CPU with native bf16."""
     if precision == "bf16":
@@ -130,6 +141,8 @@ def fit_controller(
             if penalty is not None:
                 logits = logits + penalty
             mse = F.mse_loss(pred, y)
+            if cfg.rank_weight > 0:
+                mse = mse + cfg.rank_weight * pairwise_rank_loss(pred, y)
             nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x.reshape(-1))
             loss = cfg.trade_off * mse + (1.0 - cfg.trade_off) * nll
             optimizer.zero_grad(set_to_none=True)

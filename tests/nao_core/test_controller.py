@@ -142,3 +142,17 @@ def test_improve_respects_n_new_and_empty_inputs() -> None:
     assert improve(ctrl, space, [], 5) == []
     arch = space.sample(np.random.default_rng(0))
     assert improve(ctrl, space, [arch], 0) == []
+
+
+def test_pairwise_rank_loss_prefers_the_right_order() -> None:
+    from nao_core.controller.fit import pairwise_rank_loss
+
+    target = torch.tensor([0.0, 0.5, 1.0])
+    right = pairwise_rank_loss(torch.tensor([0.1, 0.5, 0.9]), target)
+    wrong = pairwise_rank_loss(torch.tensor([0.9, 0.5, 0.1]), target)
+    assert float(right) < float(wrong)
+    tied = torch.tensor([0.3, 0.4], requires_grad=True)
+    loss = pairwise_rank_loss(tied, torch.tensor([1.0, 1.0]))
+    loss.backward()
+    assert loss.item() == 0.0
+    assert tied.grad is not None
