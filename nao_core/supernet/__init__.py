@@ -5,5 +5,6 @@ bn_batch_stats)`` runs the sub-network of one sampled architecture.
 """
 
 from nao_core.supernet.cnn import WSBN, CnnSupernet
+from nao_core.supernet.rnn import RnnSupernet
 
-__all__ = ["WSBN", "CnnSupernet"]
+__all__ = ["WSBN", "CnnSupernet", "RnnSupernet"]
