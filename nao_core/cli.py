@@ -196,15 +196,20 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
 
 
+def _add_job_args(p: argparse.ArgumentParser, out_help: str) -> None:
+    """Arguments ``nao search`` and ``nao train`` share."""
+    p.add_argument("--dataset", default=None, help="cifar10, cifar100 or digits")
+    p.add_argument("--data-dir", default=None, help="folder of the official dataset files")
+    p.add_argument("--preset", default="small", help="paper, small or tiny")
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. optim.epochs=10")
+    _add_common(p)
+
+
 def _add_run_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
     s = sub.add_parser("search", help="NAO-WS search (resumes a killed run in --out)")
     s.add_argument("--space", default=None, help="search space (default: the preset's, cnn)")
-    s.add_argument("--dataset", default=None, help="cifar10, cifar100 or digits")
-    s.add_argument("--data-dir", default=None, help="folder of the official dataset files")
-    s.add_argument("--preset", default="small", help="paper, small or tiny")
-    s.add_argument("--out", required=True, help="run folder")
-    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. optim.epochs=10")
-    _add_common(s)
+    _add_job_args(s, out_help="run folder")
     s.set_defaults(func=_cmd_search)
 
     t = sub.add_parser("train", help="train an architecture from scratch (resumes in --out)")
@@ -212,12 +217,7 @@ def _add_run_commands(sub: argparse._SubParsersAction, bench: argparse._SubParse
     arch.add_argument("--arch", help="architecture string (integers or the text form)")
     arch.add_argument("--arch-name", help="nao-ws-cnn, naonet-a, naonet-b or naonet-v2")
     t.add_argument("--space", default="cnn", help="space of --arch (cnn or cnn-large)")
-    t.add_argument("--dataset", default=None, help="cifar10, cifar100 or digits")
-    t.add_argument("--data-dir", default=None, help="folder of the official dataset files")
-    t.add_argument("--preset", default="small", help="paper, small or tiny")
-    t.add_argument("--out", required=True, help="output folder")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. optim.epochs=10")
-    _add_common(t)
+    _add_job_args(t, out_help="output folder")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="test accuracy, parameters and FLOPs of a checkpoint")

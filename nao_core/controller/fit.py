@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,8 +108,6 @@ def fit_controller(
     Returns the report and the optimizer, which the caller may pass back next round when
     ``cfg.reset_optimizer`` is off (the RNN recipe keeps Adam's state).
     """
-    import time
-
     cfg = controller.cfg
     epochs = cfg.epochs if epochs is None else epochs
     target = torch.as_tensor(normalize_scores(scores, cfg.target_transform), dtype=torch.float32)

@@ -75,9 +75,13 @@ def improve(
         decoded = controller.decoder.greedy(memory, emb, controller.mask)  # (S*B, L)
 
     seen = set(known)
+    decoded_rows: set[tuple[int, ...]] = set()  # many steps decode to the same sequence
     candidates: list[tuple[int, Arch, int, float]] = []  # (row, arch, parent, eta)
     B = len(seeds)
     for row, toks in enumerate(decoded.tolist()):  # eta-major: the authors' order
+        if tuple(toks) in decoded_rows:
+            continue
+        decoded_rows.add(tuple(toks))
         arch = space.decode(toks)
         key = space.canonical_key(arch)
         if key in seen:

@@ -83,6 +83,13 @@ class SearchSpace(ABC):
     def sample_many(self, rng: np.random.Generator, n: int) -> list[Arch]:
         return [self.sample(rng) for _ in range(n)]
 
+    def _legal(self) -> np.ndarray:
+        """``token_mask()`` built once: ``decode`` runs for thousands of rows per round."""
+        cached = self.__dict__.get("_legal_cache")
+        if cached is None:
+            cached = self.__dict__["_legal_cache"] = self.token_mask()
+        return cached
+
     def check_tokens(self, tokens: Sequence[int]) -> tuple[int, ...]:
         """Length and mask check shared by every ``decode``."""
         toks = tuple(int(t) for t in tokens)
@@ -90,7 +97,7 @@ class SearchSpace(ABC):
             raise InvalidArchitecture(
                 f"{self.name}: expected {self.length} tokens, got {len(toks)}"
             )
-        mask = self.token_mask()
+        mask = self._legal()
         for t, v in enumerate(toks):
             if not (0 <= v < self.vocab_size) or not mask[t, v]:
                 raise InvalidArchitecture(f"{self.name}: token {v} is not allowed at position {t}")
