@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json")
     c.set_defaults(func=_cmd_bench_controller)
     _add_run_commands(sub, bench)
+    from nao_core.bench import quality
+
+    quality.add_parser(bench)
     return p
 
 
