@@ -67,8 +67,11 @@ def test_augment_permutes_only_symmetric_branches() -> None:
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_predictor_and_decoder_fit_a_small_set(precision: str) -> None:
+    # bf16 gradients converge more slowly on this tiny set: at 200 epochs the decoder's NLL is
+    # 0.18 on AMX CPUs (greedy reconstruction still off), at 400 it reconstructs exactly.
+    epochs = 400 if precision == "bf16" else 200
     space, ctrl = make(
-        "cnn", epochs=200, batch_size=8, precision=precision, mlp_dropout=0.0, swap_augment=False
+        "cnn", epochs=epochs, batch_size=8, precision=precision, mlp_dropout=0.0, swap_augment=False
     )
     rng = np.random.default_rng(4)
     archs = space.sample_many(rng, 16)
