@@ -41,7 +41,7 @@ worker: install
 	OMP_NUM_THREADS=1 $(VENV)/bin/nao worker
 
 api: install
-	$(VENV)/bin/uvicorn api.main:app --host 127.0.0.1 --port 8000
+	$(VENV)/bin/nao api --host 127.0.0.1 --port 8000
 
 migrate: install
 	$(VENV)/bin/nao migrate

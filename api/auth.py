@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from api.models import ApiToken, utcnow
 
 PREFIX = "nao_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # not a write on every authenticated request
 
 
 def hash_token(token: str) -> str:
@@ -27,9 +29,18 @@ def create_token(session: Session, name: str) -> str:
 
 def verify_token(session: Session, token: str) -> ApiToken | None:
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
-    if row is not None:
-        row.last_used_at = utcnow()
+    now = utcnow()
+    if row is not None and _stale(row.last_used_at, now):
+        row.last_used_at = now
     return row
+
+
+def _stale(last_used_at: datetime | None, now: datetime) -> bool:
+    if last_used_at is None:
+        return True
+    if last_used_at.tzinfo is None:  # SQLite returns naive UTC
+        last_used_at = last_used_at.replace(tzinfo=UTC)
+    return now - last_used_at >= LAST_USED_RESOLUTION
 
 
 def has_tokens(session: Session) -> bool:

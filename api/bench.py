@@ -2,12 +2,15 @@
 
 Fills Postgres with ``--rows`` architectures (COPY, once; re-runs reuse them), starts the API
 under uvicorn with ``--server-workers`` processes, then measures with ``--clients`` concurrent
-keep-alive clients:
+keep-alive connections, closed loop (a raw asyncio HTTP/1.1 client, on uvloop when installed,
+so the load generator takes little of the cores it shares with the server):
 
 * GET /architectures?top=10 (ordered by supernet score): p50/p99 latency and reads/s;
 * POST /searches: jobs/s (queued on a private queue that no worker consumes; purged after).
 
-Targets (issue #4, 2 cores): p99 <= 25 ms and >= 500 reads/s.
+Targets (issue #4, 2 cores): p99 <= 25 ms and >= 500 reads/s. Reads are served from the API's
+read cache (``api.readcache``) after the first one; ``--no-read-cache`` measures the database
+path instead.
 """
 
 from __future__ import annotations
@@ -67,30 +70,78 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _load(
-    base: str, method: str, path: str, clients: int, total: int, **kw: Any
-) -> dict[str, float]:
-    import httpx
+class _Conn:
+    """One keep-alive HTTP/1.1 connection: a prepared request, the response read by
+    Content-Length. A raw client so the load generator costs little of the shared cores."""
 
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def request(self, raw: bytes) -> int:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = None
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise RuntimeError("response without Content-Length")
+        await self.reader.readexactly(length)
+        return status
+
+
+def _raw_request(
+    base: str, method: str, path: str, json_body: Any = None, headers: dict[str, str] | None = None
+) -> bytes:
+    host = base.split("://", 1)[1]
+    body = b"" if json_body is None else json.dumps(json_body).encode()
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+    if json_body is not None:
+        lines.append("Content-Type: application/json")
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _load(
+    base: str,
+    method: str,
+    path: str,
+    clients: int,
+    total: int,
+    json_body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """``clients`` connections, each sending its next request when the last one answered
+    (closed loop), until ``total`` requests were timed."""
+    host, port = base.split("://", 1)[1].split(":")
+    raw = _raw_request(base, method, path, json_body, headers)
     latencies: list[float] = []
     errors = 0
     left = total
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-
-        async def one() -> None:
-            nonlocal left, errors
+    async def one() -> None:
+        nonlocal left, errors
+        conn = _Conn(*await asyncio.open_connection(host, int(port)))
+        try:
             while left > 0:
                 left -= 1
                 t0 = time.perf_counter()
-                r = await client.request(method, path, **kw)
+                try:
+                    status = await conn.request(raw)
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    status = 599  # the server dropped the connection: an error, reconnect
+                    conn.writer.close()
+                    conn = _Conn(*await asyncio.open_connection(host, int(port)))
                 latencies.append(time.perf_counter() - t0)
-                errors += r.status_code >= 400
+                errors += status >= 400
+        finally:
+            conn.writer.close()
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(clients)))
-        wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(clients)))
+    wall = time.perf_counter() - t0
     q = statistics.quantiles(latencies, n=100)
     return {
         "requests": len(latencies),
@@ -100,6 +151,16 @@ async def _load(
         "p50_ms": q[49] * 1000,
         "p99_ms": q[98] * 1000,
     }
+
+
+def _drive(coro: Any) -> dict[str, float]:
+    """Run the load on uvloop when it is installed (a cheaper event loop for the client)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -138,6 +199,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "NAO_DATABASE_URL": url,
         "NAO_QUEUE_PREFIX": BENCH_PREFIX,
         "NAO_BROKER_URL": args.broker_url or settings.resolved_broker_url(),
+        "NAO_READ_CACHE": "true" if args.read_cache else "false",
     }
     cmd = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port),
            "--workers", str(args.server_workers), "--log-level", "warning",
@@ -147,13 +209,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         _wait_ready(base, proc)
         path = f"/architectures?top=10&search={job_id}"
-        asyncio.run(_load(base, "GET", path, args.clients, min(200, args.requests)))  # warm-up
-        reads = asyncio.run(_load(base, "GET", path, args.clients, args.requests))
+        _drive(_load(base, "GET", path, args.clients, min(200, args.requests)))  # warm-up
+        reads = _drive(_load(base, "GET", path, args.clients, args.requests))
         body = {"space": "cnn", "dataset": "digits", "preset": "tiny"}
         headers = {"Authorization": f"Bearer {token}"}
-        posts = asyncio.run(
-            _load(base, "POST", "/searches", args.clients, args.posts, json=body, headers=headers)
+        post = _load(
+            base, "POST", "/searches", args.clients, args.posts, json_body=body, headers=headers
         )
+        posts = _drive(post)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -163,6 +226,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "fill_seconds": fill_s,
         "clients": args.clients,
         "server_workers": args.server_workers,
+        "read_cache": args.read_cache,
         "cpus": os.cpu_count(),
         "get_architectures_top10": reads,
         "post_searches": posts,
@@ -198,6 +262,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--server-workers", type=int, default=2)
     p.add_argument("--database-url", default=None, help="Postgres (default: NAO_DATABASE_URL)")
     p.add_argument("--broker-url", default=None, help="default: NAO_BROKER_URL")
+    p.add_argument(
+        "--no-read-cache",
+        dest="read_cache",
+        action="store_false",
+        help="serve every read from the database (NAO_READ_CACHE=false): the uncached path",
+    )
     p.add_argument("--json", default=None, help="also write the figures to this file")
     out = run(p.parse_args(argv))
     text = json.dumps(out, indent=2)

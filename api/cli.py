@@ -1,6 +1,7 @@
 """The ``nao`` command: service commands here, everything else in ``nao_core.cli``.
 
 nao up [--home DIR] [--port N]     embedded service: SQLite + local broker, API + one worker
+nao api [--port N] [--workers N]   the API alone under uvicorn (production; NAO_API_WORKERS)
 nao worker [--gpus 0,1]            Celery worker(s): one process per GPU, or one on the CPU
 nao migrate [up|down]              Alembic upgrade head / downgrade base
 nao token create --name NAME       create an API token; it is printed once
@@ -14,13 +15,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from api.settings import ApiSettings
 
-SERVICE_COMMANDS = {"up", "worker", "migrate", "token"}
+SERVICE_COMMANDS = {"up", "api", "worker", "migrate", "token"}
 
 
 def _settings() -> ApiSettings:
@@ -81,13 +83,28 @@ def _raise_exit(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _up(args: argparse.Namespace) -> int:
+def serve_api(host: str, port: int, workers: int | None, log_level: str = "info") -> None:
+    """uvicorn with ``workers`` processes (default ``NAO_API_WORKERS``): one per core the API
+    may use. uvloop and httptools are picked up when installed (they are dependencies)."""
     import uvicorn
 
+    n = workers or _settings().api_workers
+    uvicorn.run("api.main:app", host=host, port=port, workers=n, log_level=log_level)
+
+
+def _api(args: argparse.Namespace) -> int:
+    serve_api(args.host, args.port, args.workers)
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
     home = Path(args.home).expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["NAO_HOME"] = str(home)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # One local worker: a job whose worker died is taken back within about a minute.
+    os.environ.setdefault("NAO_HEARTBEAT_S", "5")
+    os.environ.setdefault("NAO_STALE_AFTER_S", "30")
     settings = _settings()
     from api.auth import create_token, has_tokens
     from api.db import session_factory, session_scope
@@ -100,17 +117,37 @@ def _up(args: argparse.Namespace) -> int:
             print(f"API token (shown once, also saved to {home / 'token'}): {token}", flush=True)
             (home / "token").write_text(token + "\n")
             (home / "token").chmod(0o600)
-    worker = subprocess.Popen(worker_command("gpu,default"))
+    worker = _Supervised(worker_command("gpu,default"))
     # uvicorn re-raises SIGTERM after its shutdown; make that an exception so the worker
     # is stopped below instead of being orphaned.
     signal.signal(signal.SIGTERM, _raise_exit)
     print(f"NAO service at http://{args.host}:{args.port} (home {home})", flush=True)
     try:
-        uvicorn.run("api.main:app", host=args.host, port=args.port, log_level="info")
+        serve_api(args.host, args.port, args.workers)
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        worker.stop()
     return 0
+
+
+class _Supervised:
+    """The embedded worker, started again whenever it dies (a crash, an OOM kill, kill -9);
+    its lost job is then re-queued by the worker's reaper (worker/recovery.py)."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        self.cmd, self.proc = cmd, subprocess.Popen(cmd)
+        self._stopping = threading.Event()
+        threading.Thread(target=self._watch, name="nao-up-worker", daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1.0):
+            if self.proc.poll() is not None and not self._stopping.is_set():
+                print(f"worker exited ({self.proc.returncode}); restarting it", flush=True)
+                self.proc = subprocess.Popen(self.cmd)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--home", default=os.environ.get("NAO_HOME", "~/.nao"))
     up.add_argument("--port", type=int, default=8000)
     up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--workers", type=int, default=None, help="API processes (NAO_API_WORKERS)")
     up.set_defaults(func=_up)
+    a = sub.add_parser("api", help="the API alone (uvicorn), e.g. in front of Postgres/Redis")
+    a.add_argument("--host", default="127.0.0.1")
+    a.add_argument("--port", type=int, default=8000)
+    a.add_argument("--workers", type=int, default=None, help="API processes (NAO_API_WORKERS)")
+    a.set_defaults(func=_api)
     w = sub.add_parser("worker", help="a Celery worker")
     w.add_argument("--queues", default="gpu,default")
     w.add_argument("--pool", default="solo", help="solo (one job at a time) or prefork")

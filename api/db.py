@@ -36,7 +36,14 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    from api.settings import get_settings
+
+    # Bounded per process: N API processes x workers must stay under Postgres' max_connections
+    # (100 by default); past the bound a request waits for a connection instead of failing.
+    s = get_settings()
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=s.db_pool_size, max_overflow=s.db_max_overflow
+    )
 
 
 @lru_cache

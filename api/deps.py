@@ -17,8 +17,9 @@ from api.settings import ApiSettings, get_settings
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
-    with session_factory(settings.resolved_database_url())() as session:
+def get_session() -> Iterator[Session]:
+    # get_settings() is called, not injected: a sync dependency costs a threadpool hop.
+    with session_factory(get_settings().resolved_database_url())() as session:
         yield session
 
 

@@ -1,35 +1,89 @@
-"""create_app(): the FastAPI instance, its routers, error handlers and body-size limit."""
+"""create_app(): the FastAPI instance, its routers, error handlers, body-size limit and the
+cached read path (``api.readcache``)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
 
 from api.errors import NaoError, handle_nao_error
-from api.routes import architectures, checkpoints, health, jobs, search_spaces
+from api.readcache import CachedReads, ChangeListener, ReadCache
+from api.routes import (
+    architectures,
+    candidates,
+    checkpoints,
+    health,
+    jobs,
+    search_spaces,
+    sweeps,
+)
 from api.settings import get_settings
 from nao_core.errors import NaoCoreError
 
 logger = logging.getLogger(__name__)
 
+_BODY_METHODS = (b"POST", b"PUT", b"PATCH")
 
-class BodyLimit(BaseHTTPMiddleware):
-    """Refuse bodies over ``max_body_bytes`` with a 422 naming the body, before parsing."""
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+class BodyLimit:
+    """Refuse bodies over ``max_body_bytes`` with a 422 naming the body, before parsing.
+
+    Plain ASGI (not ``BaseHTTPMiddleware``, which costs a task and a queue per request): a
+    declared Content-Length is checked from the headers; a chunked body is read up to the
+    limit and replayed to the app.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         limit = get_settings().max_body_bytes
-        length = request.headers.get("content-length")
-        too_big = length is not None and length.isdigit() and int(length) > limit
-        if not too_big and request.method in ("POST", "PUT", "PATCH") and length is None:
-            too_big = len(await request.body()) > limit
-        if too_big:
-            detail = [{"loc": ["body"], "msg": f"body exceeds {limit} bytes", "type": "too_long"}]
-            return JSONResponse({"detail": detail}, status_code=422)
-        return await call_next(request)
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None:
+            if length.isdigit() and int(length) > limit:
+                await _too_big(limit)(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        if scope["method"].encode() not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > limit:
+                await _too_big(limit)(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return dict(await receive())
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _too_big(limit: int) -> JSONResponse:
+    detail = [{"loc": ["body"], "msg": f"body exceeds {limit} bytes", "type": "too_long"}]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 async def _core_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -37,14 +91,34 @@ async def _core_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    url = settings.resolved_database_url()
+    listener = None
+    if settings.read_cache and url.startswith("postgresql"):
+        listener = ChangeListener(url, app.state.read_cache)
+        listener.start()
+    try:
+        yield
+    finally:
+        if listener is not None:
+            listener.stop()
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
-        title="NAO Service", version="0.1.0", description="Neural Architecture Optimization"
+        title="NAO Service",
+        version="0.1.0",
+        description="Neural Architecture Optimization",
+        lifespan=_lifespan,
     )
+    app.state.read_cache = ReadCache()
     app.add_middleware(BodyLimit)
+    app.add_middleware(CachedReads, cache=app.state.read_cache)  # outermost: hits skip all
     app.add_exception_handler(NaoError, handle_nao_error)
     app.add_exception_handler(NaoCoreError, _core_error)
-    for module in (health, jobs, architectures, checkpoints, search_spaces):
+    for module in (health, jobs, architectures, checkpoints, search_spaces, candidates, sweeps):
         app.include_router(module.router)
     return app
 

@@ -38,6 +38,7 @@ class JobKind(StrEnum):
     SEARCH = "search"
     TRAIN = "train"
     EVAL = "eval"
+    SWEEP = "sweep"  # a grid of trainings over a search's top archs; no task of its own
 
 
 class JobStatus(StrEnum):
@@ -84,6 +85,7 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # worker alive
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
@@ -162,3 +164,43 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CandidateStatus(StrEnum):
+    PENDING = "pending"  # planned, not sent (waiting for the search's max_parallel)
+    QUEUED = "queued"  # sent to the GPU queue
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class SearchCandidate(Base):
+    """One candidate of a search without weight sharing: trained by its own task.
+
+    ``(job, pool_id)`` is unique, so a redelivered candidate updates its row and is never
+    counted twice; ``task_id`` is the message that owns it.
+    """
+
+    __tablename__ = "search_candidate"
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer)
+    pool_id: Mapped[int] = mapped_column(Integer)
+    arch: Mapped[str] = mapped_column(Text)
+    parent_id: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=CandidateStatus.PENDING)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    score: Mapped[float | None] = mapped_column(Float)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "pool_id", name="uq_search_candidate_job_pool"),
+        Index("ix_search_candidate_job_round_status", "job_id", "round", "status"),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -45,6 +46,50 @@ def get_job_status(session: Session, job_id: int) -> str | None:
 
 def update_job(session: Session, job_id: int, **values: Any) -> None:
     session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
+
+
+ACTIVE = (JobStatus.RUNNING, JobStatus.CANCELLING)
+
+
+def stamp_heartbeat(session: Session, job_id: int, worker: str) -> bool:
+    """Mark ``worker`` alive on its job; False when the job is no longer its to run."""
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.worker == worker, Job.status.in_(ACTIVE))
+        .values(heartbeat_at=utcnow())
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def _unseen_since(before: datetime) -> Any:
+    return func.coalesce(Job.heartbeat_at, Job.updated_at) < before
+
+
+def stale_jobs(session: Session, before: datetime) -> Sequence[tuple[int, str]]:
+    """(id, kind) of running jobs whose worker has not been seen since ``before``."""
+    stmt = select(Job.id, Job.kind).where(Job.status == JobStatus.RUNNING, _unseen_since(before))
+    return [(int(i), str(k)) for i, k in session.execute(stmt.order_by(Job.id))]
+
+
+def requeue_if_stale(session: Session, job_id: int, before: datetime) -> bool:
+    """Put a lost running job back to ``queued``; only one of racing callers gets True."""
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, _unseen_since(before))
+        .values(status=JobStatus.QUEUED, worker=None, updated_at=utcnow())
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def cancel_stale(session: Session, before: datetime) -> int:
+    """Finish the cancelling jobs whose worker is gone: nothing is left to stop."""
+    now = utcnow()
+    res = session.execute(
+        update(Job)
+        .where(Job.status == JobStatus.CANCELLING, _unseen_since(before))
+        .values(status=JobStatus.CANCELLED, finished_at=now, updated_at=now)
+    )
+    return int(res.rowcount)  # type: ignore[attr-defined]
 
 
 def is_finished(status: str) -> bool:

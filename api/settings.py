@@ -26,6 +26,10 @@ class ApiSettings(BaseSettings):
     queue_prefix: str = ""  # prefixes the queue names (tests run isolated workers)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     visibility_timeout_s: int = Field(default=48 * 3600, gt=0)  # above the longest job
+    api_workers: int = Field(default=1, ge=1, le=64)  # uvicorn processes (`nao api`, `nao up`)
+    db_pool_size: int = Field(default=10, ge=1)  # Postgres connections kept per process
+    db_max_overflow: int = Field(default=5, ge=0)  # and opened beyond them under load
+    read_cache: bool = True  # cached GET /architectures on Postgres (api/readcache.py)
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'nao.sqlite'}"

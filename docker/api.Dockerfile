@@ -10,7 +10,7 @@ COPY migrations ./migrations
 COPY docker/prestart.sh /prestart.sh
 # Install the service without its torch/torchvision pins: the API imports neither.
 RUN pip install --no-deps . \
-    && pip install "fastapi>=0.110" "uvicorn>=0.29" "sqlalchemy>=2" "alembic>=1.13" \
+    && pip install "fastapi>=0.110" "uvicorn>=0.29" "uvloop>=0.19" "httptools>=0.6" "sqlalchemy>=2" "alembic>=1.13" \
        "psycopg[binary]>=3.1" "celery[redis]>=5.3" "redis>=5" "pydantic-settings>=2" \
        "numpy>=1.26" \
     && python -c "import api.main, sys; assert 'torch' not in sys.modules" \

@@ -1,17 +1,23 @@
-# A GPU worker: CUDA PyTorch base + the NAO core + Celery. One process per GPU.
-FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 OMP_NUM_THREADS=4
+# A GPU worker: a CUDA runtime base + PyTorch pinned as in pyproject.toml (torch 2.14.1,
+# torchvision 0.29.1; PyPI's Linux wheels bring their own CUDA libraries, the host brings the
+# driver) + the NAO core + Celery. One process per GPU. tests/test_docker.py checks the pins.
+FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 OMP_NUM_THREADS=4 \
+    DEBIAN_FRONTEND=noninteractive PATH=/opt/venv/bin:$PATH
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/venv
 WORKDIR /app
+# torch first, in its own layer: it is the large one and changes only with the pin.
+RUN pip install torch==2.14.1 torchvision==0.29.1
 COPY pyproject.toml README.md alembic.ini ./
 COPY api ./api
 COPY worker ./worker
 COPY nao_core ./nao_core
 COPY migrations ./migrations
-# torch comes from the base image; install everything else.
-RUN pip install --no-deps . \
-    && pip install "numpy>=1.26" "scikit-learn>=1.4" "sqlalchemy>=2" "alembic>=1.13" \
-       "psycopg[binary]>=3.1" "celery[redis]>=5.3" "redis>=5" "pydantic-settings>=2" \
-       "fastapi>=0.110" \
+RUN pip install . \
+    && python -c "import torch; assert torch.__version__.split('+')[0] == '2.14.1', torch.__version__" \
     && useradd --create-home nao
 USER nao
 HEALTHCHECK --interval=30s --timeout=10s --retries=3 \

@@ -4,6 +4,7 @@ volumes, the GPU reservation, a torch-free API image and migrations before servi
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +83,26 @@ def test_api_image_has_no_torch_and_migrates_first() -> None:
     assert any(op == "HEALTHCHECK" for op, _ in steps)
 
 
-def test_worker_image_is_cuda_pytorch() -> None:
+def _torch_pins() -> dict[str, str]:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = dict(re.findall(r"^(torch|torchvision)==([\w.]+)$", "\n".join(deps), re.M))
+    assert set(pins) == {"torch", "torchvision"}, deps
+    return pins
+
+
+def test_worker_image_is_cuda_with_the_pinned_torch() -> None:
+    """A CUDA base; torch either from a PyTorch base of the pinned version or pip-installed
+    at exactly the pins of pyproject.toml (torch and torchvision)."""
     steps = _instructions("worker.Dockerfile")
     base = steps[0][1]
-    assert "pytorch" in base
     assert "cuda" in base
+    pins = _torch_pins()
+    if base.startswith("pytorch/pytorch:"):
+        assert base.split(":", 1)[1].split("-")[0] == pins["torch"], base
+    else:
+        run = " ".join(arg for op, arg in steps if op == "RUN")
+        assert dict(re.findall(r"\b(torch|torchvision)==([\w.]+)", run)) == pins
+        assert "pip install ." in run  # then the rest of the dependencies, torch satisfied
     cmd = next(arg for op, arg in steps if op == "CMD")
     assert "worker.app" in cmd
     assert "--concurrency" in cmd

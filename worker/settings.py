@@ -15,6 +15,10 @@ class WorkerSettings(BaseSettings):
     torch_threads: int = Field(default=1, ge=1)  # 1 matters a lot on small CPU machines
     progress_interval_s: float = Field(default=1.0, ge=0)
     cancel_poll_s: float = Field(default=1.0, ge=0)
+    # Lost-worker recovery (worker/recovery.py): a running job's heartbeat is stamped every
+    # heartbeat_s; one not stamped for stale_after_s is re-queued by any live worker.
+    heartbeat_s: float = Field(default=15.0, gt=0)
+    stale_after_s: float = Field(default=120.0, gt=0)
 
 
 @lru_cache

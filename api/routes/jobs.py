@@ -46,8 +46,8 @@ def _public(session: Session, job: Job) -> JobPublic:
     return job_public(job, best)
 
 
-def _accepted(session: Session, job: Job, response: Response) -> JobPublic:
-    out = _public(session, job)
+def _accepted(job: Job, response: Response) -> JobPublic:
+    out = job_public(job)  # just queued: no architectures to look up yet
     response.headers["Location"] = out.url
     return out
 
@@ -56,21 +56,21 @@ def _accepted(session: Session, job: Job, response: Response) -> JobPublic:
 def create_search(
     body: SearchCreate, session: SessionDep, _t: TokenDep, response: Response
 ) -> JobPublic:
-    return _accepted(session, services.create_search(session, body), response)
+    return _accepted(services.create_search(session, body), response)
 
 
 @router.post("/trainings", status_code=202, tags=["trainings"])
 def create_training(
     body: TrainingCreate, session: SessionDep, _t: TokenDep, response: Response
 ) -> JobPublic:
-    return _accepted(session, services.create_training(session, body), response)
+    return _accepted(services.create_training(session, body), response)
 
 
 @router.post("/evaluations", status_code=202, tags=["evaluations"])
 def create_evaluation(
     body: EvaluationCreate, session: SessionDep, _t: TokenDep, response: Response
 ) -> JobPublic:
-    return _accepted(session, services.create_evaluation(session, body), response)
+    return _accepted(services.create_evaluation(session, body), response)
 
 
 def _register(path: str, kind: JobKind | None, tag: str) -> None:

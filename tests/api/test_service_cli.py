@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from pathlib import Path
 
-from service_fixtures import service_env
+from service_fixtures import service_env, wait_for
 from sqlalchemy import select
 
 from api.auth import hash_token, verify_token
-from api.cli import main, worker_command
+from api.cli import _Supervised, main, worker_command
 from api.db import session_factory
 from api.models import ApiToken
 
@@ -39,3 +42,15 @@ def test_worker_command_uses_the_queue_prefix(tmp_path: Path) -> None:
         cmd = worker_command("gpu,default")
     assert cmd[cmd.index("-Q") + 1] == "p.gpu,p.default"
     assert cmd[cmd.index("--concurrency") + 1] == "1"
+
+
+def test_nao_up_restarts_its_worker_when_it_dies() -> None:
+    worker = _Supervised([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        first = worker.proc
+        os.kill(first.pid, signal.SIGKILL)  # what the embedded recovery test does mid-search
+        wait_for(lambda: worker.proc is not first, 10, "the worker to be started again")
+        assert worker.proc.poll() is None
+    finally:
+        worker.stop()
+    assert worker.proc.poll() is not None

@@ -1,0 +1,123 @@
+"""The embedded deployment (SQLite + Celery over the SQLAlchemy transport) after ``kill -9``.
+
+kombu's SQLAlchemy transport never re-delivers the message of a killed worker, so the job
+comes back through ``worker.recovery``: its heartbeat goes stale, a live worker's reaper puts
+it back to ``queued`` and enqueues it, and the task resumes from the job's checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from factories import make_job
+from service_fixtures import service_env, start_worker, stop, wait_for
+
+from api.db import session_factory, session_scope
+from api.migrate import upgrade
+from api.models import Job, JobStatus, utcnow
+
+SEARCH = {"space": "cnn", "dataset": "digits", "preset": "tiny"}
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """``nao up``'s settings: everything under one home, SQLite and the SQLAlchemy broker."""
+    home = tmp_path / "home"
+    home.mkdir()
+    with service_env(
+        home=str(home),
+        database_url="",
+        broker_url="",
+        storage_dir=str(home / "storage"),
+        queue_prefix=f"e{uuid.uuid4().hex[:8]}.",
+        heartbeat_s="0.5",
+        stale_after_s="8",
+    ) as env:
+        upgrade(f"sqlite:///{home / 'nao.sqlite'}")
+        yield env
+
+
+def _url(env: dict[str, str]) -> str:
+    return f"sqlite:///{Path(env['NAO_HOME']) / 'nao.sqlite'}"
+
+
+def test_a_fresh_heartbeat_keeps_the_job_a_stale_one_requeues_it(embedded, monkeypatch) -> None:
+    from worker import recovery
+
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(recovery.queue, "enqueue", lambda name, job_id: sent.append((name, job_id)))
+    factory = session_factory(_url(embedded))
+    with session_scope(factory) as s:
+        fresh = make_job(s, status=JobStatus.RUNNING, worker="a:1", heartbeat_at=utcnow())
+        old = utcnow() - timedelta(seconds=60)
+        lost = make_job(s, status=JobStatus.RUNNING, worker="b:2", heartbeat_at=old)
+        done = make_job(s, status=JobStatus.SUCCEEDED, worker="b:2", heartbeat_at=old)
+        stopping = make_job(s, status=JobStatus.CANCELLING, worker="b:2", heartbeat_at=old)
+        ids = fresh.id, lost.id, done.id, stopping.id
+    assert recovery.requeue_stale_jobs() == [ids[1]]
+    assert sent == [("nao.search.run", ids[1])]
+    assert recovery.requeue_stale_jobs() == []  # once: it is queued now
+    with factory() as s:
+        rows = {j.id: j for j in s.query(Job)}
+        assert rows[ids[0]].status == JobStatus.RUNNING
+        assert recovery.is_held_elsewhere(rows[ids[0]])  # a live worker: a duplicate is dropped
+        assert (rows[ids[1]].status, rows[ids[1]].worker) == (JobStatus.QUEUED, None)
+        assert rows[ids[2]].status == JobStatus.SUCCEEDED
+        assert rows[ids[3]].status == JobStatus.CANCELLED  # not run again: it was being stopped
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_embedded_worker_mid_search_then_a_fresh_one_finishes(
+    embedded, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.auth import create_token
+    from api.main import create_app
+
+    with session_scope(session_factory(_url(embedded))) as s:
+        auth = {"Authorization": f"Bearer {create_token(s, 'tests')}"}
+    with TestClient(create_app()) as client:
+        job = client.post("/searches", json={**SEARCH, "budget": 8}, headers=auth).json()
+        first = start_worker(embedded, tmp_path / "a.log")
+        try:
+            wait_for(lambda: client.get(job["url"]).json()["rounds"] >= 1, 120, "round 1", 0.2)
+        finally:
+            stop(first, sig_kill=True)
+        assert client.get(job["url"]).json()["status"] == "running"
+        second = start_worker(embedded, tmp_path / "b.log")
+        try:
+            done: dict[str, Any] = wait_for(
+                lambda: (
+                    (j := client.get(job["url"]).json())["status"]
+                    in ("succeeded", "failed", "cancelled")
+                    and j
+                ),
+                180,
+                "the search to finish",
+                0.5,
+            )
+        finally:
+            stop(second)
+        assert done["status"] == "succeeded", done
+        assert done["attempts"] >= 2
+        assert done["rounds"] == 4
+        metrics = client.get(f"/jobs/{job['id']}/metrics", params={"name": "pool_best"}).json()
+        assert [m["step"] for m in metrics["data"]] == [1, 2, 3, 4]
+        run_dir = Path(embedded["NAO_STORAGE_DIR"]) / "jobs" / str(job["id"]) / "search"
+        seen = {
+            e["arch"]
+            for r in range(1, 5)
+            for e in json.loads((run_dir / f"pool_round{r}.json").read_text())
+        }
+        rows = client.get(
+            "/architectures", params={"top": 1000, "search": job["id"], "order_by": "supernet"}
+        ).json()["data"]
+        assert {a["arch"] for a in rows} == seen
+        assert len(rows) == len(seen)

@@ -1,0 +1,148 @@
+"""Lost-worker recovery: job heartbeats, and re-queueing jobs whose worker is gone.
+
+A broker alone does not bring back the job of a worker killed with ``kill -9``. Redis
+re-delivers the unacknowledged message only after the visibility timeout (set above the
+longest job, so hours). The SQLAlchemy transport of the embedded mode never does: kombu marks
+a fetched message invisible in its table and keeps the ack in the consumer's memory, so the
+message dies with the process. The database is the source of truth instead:
+
+* while a task runs, a ``Heartbeat`` thread stamps ``job.heartbeat_at`` every ``heartbeat_s``;
+* every live worker runs a ``Reaper``: at start and then every ``stale_after_s / 2`` it puts
+  running jobs not stamped for ``stale_after_s`` back to ``queued`` (a conditional update:
+  one reaper wins) and enqueues them again, and the task resumes from the job's checkpoint;
+  a lost ``cancelling`` job is simply marked ``cancelled``;
+* a task whose job is running on another worker with a fresh heartbeat drops the message
+  (``is_held_elsewhere``), so a late re-delivery never runs a job twice at once.
+
+Safe with many workers (production) as long as ``stale_after_s`` is well above
+``heartbeat_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery import signals
+from sqlalchemy.exc import SQLAlchemyError
+
+from api import queue, repository
+from api.db import session_factory, session_scope
+from api.models import Job, JobKind, utcnow
+from api.services import TASKS
+from api.settings import get_settings
+from worker.settings import get_worker_settings
+
+logger = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    """This process: host and pid (two workers on one host are two workers)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t  # SQLite: naive
+
+
+def is_held_elsewhere(job: Job, now: datetime | None = None) -> bool:
+    """True when another live worker runs ``job`` (fresh heartbeat, not this process)."""
+    if job.status not in repository.ACTIVE or job.worker in (None, worker_id()):
+        return False
+    seen = _aware(job.heartbeat_at)
+    if seen is None:
+        return False
+    stale_after = timedelta(seconds=get_worker_settings().stale_after_s)
+    return (now or utcnow()) - seen < stale_after
+
+
+def requeue_stale_jobs() -> list[int]:
+    """Re-queue the running jobs whose worker is gone; returns their ids."""
+    factory = session_factory(get_settings().resolved_database_url())
+    before = utcnow() - timedelta(seconds=get_worker_settings().stale_after_s)
+    requeued: list[tuple[int, str]] = []
+    with session_scope(factory) as s:
+        if cancelled := repository.cancel_stale(s, before):
+            logger.warning("%d cancelling job(s) lost their worker; marked cancelled", cancelled)
+        for job_id, kind in repository.stale_jobs(s, before):
+            if repository.requeue_if_stale(s, job_id, before):
+                requeued.append((job_id, kind))
+    for job_id, kind in requeued:  # after the commit: a worker never sees a running row
+        queue.enqueue(TASKS[JobKind(kind)], job_id)
+        logger.warning("job=%d its worker is gone (no heartbeat); re-queued", job_id)
+    return [job_id for job_id, _ in requeued]
+
+
+class Heartbeat:
+    """Stamps the job's heartbeat every ``heartbeat_s`` while the block runs."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id, self.worker = job_id, worker_id()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        factory = session_factory(get_settings().resolved_database_url())
+        every = get_worker_settings().heartbeat_s
+        while not self._stop.wait(every):
+            try:
+                with session_scope(factory) as s:
+                    mine = repository.stamp_heartbeat(s, self.job_id, self.worker)
+            except SQLAlchemyError as exc:  # transient: the next beat retries
+                logger.warning("job=%d heartbeat failed: %s", self.job_id, exc)
+                continue
+            if not mine:
+                logger.warning("job=%d is no longer held by %s", self.job_id, self.worker)
+                return
+
+
+class Reaper:
+    """A worker-side thread that re-queues lost jobs at start and every ``stale_after_s / 2``."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nao-reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        every = max(get_worker_settings().stale_after_s / 2, 0.5)
+        while True:
+            try:
+                requeue_stale_jobs()
+            except Exception as exc:  # DB or broker down: try again next time
+                logger.warning("reaper: %s: %s", type(exc).__name__, exc)
+            if self._stop.wait(every):
+                return
+
+
+_reaper: Reaper | None = None
+
+
+@signals.worker_ready.connect
+def _start_reaper(**_kw: Any) -> None:
+    global _reaper
+    _reaper = Reaper()
+    _reaper.start()
+
+
+@signals.worker_shutdown.connect
+def _stop_reaper(**_kw: Any) -> None:
+    if _reaper is not None:
+        _reaper.stop()
