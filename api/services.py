@@ -15,7 +15,14 @@ from api import queue, repository
 from api.errors import Conflict, InvalidInput, NotFound, Unavailable
 from api.models import Job, JobKind, JobStatus, utcnow
 from api.schemas import EvaluationCreate, SearchCreate, TrainingCreate
-from nao_core.config import DATASET_NAMES, apply_overrides, to_dict
+from nao_core.config import (
+    CORPUS_NAMES,
+    DATASET_NAMES,
+    IMAGE_DATASET_NAMES,
+    apply_overrides,
+    is_corpus,
+    to_dict,
+)
 from nao_core.errors import InvalidArchitecture, InvalidConfig, UnknownName
 from nao_core.presets import get_preset
 from nao_core.search_space import create_search_space, list_search_spaces
@@ -33,8 +40,10 @@ TASKS = {
 # Spaces nao_core can run end to end today: the weight-sharing search has a supernet only for
 # "cnn" (``nao_core.evaluator.supernet.create_supernet_evaluator``) and final training builds
 # CNNs. nb201 is searched on its tabular file (``nao bench nb201``), rnn is still to land.
-SEARCH_SPACES = ("cnn",)
-TRAIN_SPACES = ("cnn", "cnn-large")
+SEARCH_SPACES = ("cnn", "rnn")
+TRAIN_SPACES = ("cnn", "cnn-large", "rnn")
+# Preset families per space ("rnn" reads search-rnn/NAME, train-rnn/NAME; nao_core.presets).
+_FAMILY = {"rnn": "-rnn"}
 
 
 def _check_runnable(space: str, field: str, runnable: tuple[str, ...], what: str) -> None:
@@ -66,10 +75,30 @@ def _check_space(space: str) -> None:
         raise InvalidInput("space", f"unknown space {space!r}; known: {known}")
 
 
-def _check_dataset(dataset: str | None) -> None:
+def _check_dataset(dataset: str | None, space: str | None = None) -> None:
     if dataset is not None and dataset not in DATASET_NAMES:
         known = ", ".join(DATASET_NAMES)
         raise InvalidInput("dataset", f"unknown dataset {dataset!r}; known: {known}")
+    if dataset is not None and space is not None and is_corpus(dataset) != (space == "rnn"):
+        fits = CORPUS_NAMES if space == "rnn" else IMAGE_DATASET_NAMES
+        raise InvalidInput(
+            "dataset", f"space {space!r} runs on {', '.join(fits)}, not on {dataset!r}"
+        )
+
+
+def _space_preset(kind: str, space: str, name: str, dataset: str | None = None) -> Any:
+    """The ``kind`` preset (search, train) named ``name`` for ``space``; WikiText-2 trainings
+    prefer the ``NAME-wt2`` recipe when there is one (``nao_core.presets.train_preset``)."""
+    family = kind + _FAMILY.get(space, "")
+    if kind == "train" and dataset == "wikitext2" and f"{family}/{name}-wt2" in _all_presets():
+        name = f"{name}-wt2"
+    return _preset(family, name)
+
+
+def _all_presets() -> set[str]:
+    from nao_core.presets import list_presets
+
+    return set(list_presets())
 
 
 def _apply(cfg: Any, values: dict[str, Any], field: str) -> Any:
@@ -89,10 +118,16 @@ def _check_override_keys(overrides: dict[str, Any], reserved: set[str]) -> None:
 
 
 def create_search(session: Session, body: SearchCreate) -> Job:
+    if body.method == "nao":
+        from api import nows
+
+        return nows.create_nao_search(session, body)
+    if body.max_parallel is not None or body.max_gpu_hours is not None:
+        raise InvalidInput("method", "max_parallel and max_gpu_hours need method 'nao'")
     _check_space(body.space)
     _check_runnable(body.space, "space", SEARCH_SPACES, "weight-sharing search")
-    _check_dataset(body.dataset)
-    cfg = _preset("search", body.preset)
+    _check_dataset(body.dataset, body.space)
+    cfg = _space_preset("search", body.space, body.preset)
     named: dict[str, Any] = {"space": body.space}
     if body.dataset is not None:
         named["data.dataset"] = body.dataset
@@ -138,10 +173,10 @@ def create_training(session: Session, body: TrainingCreate) -> Job:
             arch = s.to_str(s.parse(body.arch or ""))
         except InvalidArchitecture as exc:
             raise InvalidInput("arch", str(exc)) from None
-    _check_dataset(body.dataset)
-    cfg = _preset("train", body.preset)
-    cfg = _apply(cfg, body.overrides, "overrides")
     dataset = body.dataset or (arch_row.dataset if arch_row else None)
+    _check_dataset(dataset, space)
+    cfg = _space_preset("train", space, body.preset, dataset)
+    cfg = _apply(cfg, body.overrides, "overrides")
     if dataset is not None:
         cfg = _apply(cfg, {"data.dataset": dataset}, "dataset")
     if body.seed is not None:
@@ -179,12 +214,12 @@ def create_evaluation(session: Session, body: EvaluationCreate) -> Job:
     return _submit(session, job)
 
 
-def _submit(session: Session, job: Job) -> Job:
+def _submit(session: Session, job: Job, task: str | None = None) -> Job:
     """Commit the job, then enqueue it: a worker never sees an uncommitted id."""
     session.add(job)
     session.commit()
     try:
-        queue.enqueue(TASKS[JobKind(job.kind)], job.id)
+        queue.enqueue(task or TASKS[JobKind(job.kind)], job.id)
     except Exception as exc:  # broker down: the job must not stay queued forever
         repository.update_job(
             session,
@@ -210,5 +245,14 @@ def cancel_job(session: Session, job_id: int) -> Job:
         job.status, job.finished_at = JobStatus.CANCELLED, utcnow()
     elif job.status == JobStatus.RUNNING:
         job.status = JobStatus.CANCELLING  # the worker stops at the next epoch
+    revoke: list[str] = []
+    if job.config.get("method") == "nao":
+        from api import nows
+
+        revoke = nows.cancel_candidates(session, job)
     session.commit()
+    if revoke:
+        from api import nows
+
+        nows.revoke(revoke)
     return job

@@ -6,9 +6,13 @@ nao presets                             list the named configurations
 nao bench nb201 --table PATH ...        NAO vs random vs evolution on a tabular benchmark
 nao bench controller                    one controller round at the paper's settings, timed
 nao bench supernet                      NAO-WS throughput and a full paper search projected
+nao bench rnn                           RNN supernet / LM throughput, paper search + final
 nao search --preset small --out DIR     NAO-WS search (re-run on DIR to resume)
 nao train --arch-name naonet-b --out D  final training of one architecture
 nao eval --checkpoint D/model.pt        accuracy, parameters and FLOPs of a trained model
+nao search --dataset ptb --data-dir DIR --preset small --out D   RNN search on PTB
+nao train --arch-name nao-ws-rnn --dataset ptb --data-dir DIR --out D   LM final training
+nao eval --checkpoint D/model.pt --data-dir DIR   valid/test perplexity of an LM
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 
 from nao_core.errors import NaoCoreError
@@ -100,9 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json")
     c.set_defaults(func=_cmd_bench_controller)
     _add_run_commands(sub, bench)
-    from nao_core.bench import quality
+    from nao_core.bench import nows, quality
 
     quality.add_parser(bench)
+    nows.add_parser(bench)
     return p
 
 
@@ -114,10 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
 # Re-running search or train on the folder of a killed run resumes it.
 
 
-def _resolve_preset(kind: str, name: str) -> object:
-    from nao_core.presets import get_preset
+def _space_of_dataset(dataset: str | None) -> str:
+    """The default space for a dataset: "rnn" for a corpus (ptb, wikitext2), else "cnn"."""
+    from nao_core.config import is_corpus
 
-    return get_preset(name if "/" in name else f"{kind}/{name}")
+    return "rnn" if dataset is not None and is_corpus(dataset) else "cnn"
 
 
 def _set_threads(args: argparse.Namespace) -> None:
@@ -130,10 +137,16 @@ def _set_threads(args: argparse.Namespace) -> None:
 def _cmd_search(args: argparse.Namespace) -> int:
     from nao_core.config import apply_overrides
     from nao_core.engine import LoggingCallback
+    from nao_core.presets import search_preset
     from nao_core.search.ws import run_search
 
-    cfg = _resolve_preset("search", args.preset)
-    named = {"space": args.space, "data.dataset": args.dataset}
+    if args.method == "nao":
+        from nao_core.search.nows_cli import run_search_command
+
+        return run_search_command(args)
+    space = args.space or _space_of_dataset(args.dataset)
+    cfg = search_preset(space, args.preset)
+    named = {"space": space if space != "rnn" else None, "data.dataset": args.dataset}
     cfg = apply_overrides(cfg, {k: v for k, v in named.items() if v is not None})
     cfg = apply_overrides(cfg, args.set or [])
     _set_threads(args)
@@ -145,21 +158,25 @@ def _cmd_search(args: argparse.Namespace) -> int:
         callback=LoggingCallback(),
     )
     summary = {k: getattr(result, k) for k in ("status", "run_dir", "epoch", "rounds", "seconds")}
-    print(json.dumps({**summary, "top": result.top}, indent=2))
+    top = result.top
+    if cfg.space == "rnn":  # scores are -log(ppl) (nao_core.evaluator.rnn)
+        top = [{**row, "ppl": math.exp(-row["score"])} for row in top]
+    print(json.dumps({**summary, "top": top}, indent=2))
     return 0 if result.status == "completed" else 3
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from nao_core.config import apply_overrides
     from nao_core.engine import LoggingCallback
+    from nao_core.presets import train_preset
     from nao_core.search_space.named import get_named_arch
     from nao_core.train import run_train
 
     if args.arch_name:
         space, arch = get_named_arch(args.arch_name)
     else:
-        space, arch = args.space, args.arch
-    cfg = _resolve_preset("train", args.preset)
+        space, arch = args.space or _space_of_dataset(args.dataset), args.arch
+    cfg = train_preset(space, args.preset, args.dataset)
     if args.dataset is not None:
         cfg = apply_overrides(cfg, {"data.dataset": args.dataset})
     cfg = apply_overrides(cfg, args.set or [])
@@ -194,6 +211,12 @@ def _cmd_bench_supernet(args: argparse.Namespace) -> int:
     return supernet.main(args)
 
 
+def _cmd_bench_rnn(args: argparse.Namespace) -> int:
+    from nao_core.bench import rnn
+
+    return rnn.main(args)
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:0 ...")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
@@ -201,7 +224,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _add_job_args(p: argparse.ArgumentParser, out_help: str) -> None:
     """Arguments ``nao search`` and ``nao train`` share."""
-    p.add_argument("--dataset", default=None, help="cifar10, cifar100 or digits")
+    p.add_argument(
+        "--dataset", default=None, help="cifar10, cifar100, digits (cnn); ptb, wikitext2 (rnn)"
+    )
     p.add_argument("--data-dir", default=None, help="folder of the official dataset files")
     p.add_argument("--preset", default="small", help="paper, small or tiny")
     p.add_argument("--out", required=True, help=out_help)
@@ -211,19 +236,32 @@ def _add_job_args(p: argparse.ArgumentParser, out_help: str) -> None:
 
 def _add_run_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
     s = sub.add_parser("search", help="NAO-WS search (resumes a killed run in --out)")
-    s.add_argument("--space", default=None, help="search space (default: the preset's, cnn)")
+    s.add_argument(
+        "--space", default=None, help="cnn or rnn (default: rnn for ptb/wikitext2, else cnn)"
+    )
+    s.add_argument(
+        "--method", default="nao-ws", choices=("nao-ws", "nao"), help="nao: no weight sharing"
+    )
     _add_job_args(s, out_help="run folder")
     s.set_defaults(func=_cmd_search)
 
     t = sub.add_parser("train", help="train an architecture from scratch (resumes in --out)")
     arch = t.add_mutually_exclusive_group(required=True)
     arch.add_argument("--arch", help="architecture string (integers or the text form)")
-    arch.add_argument("--arch-name", help="nao-ws-cnn, naonet-a, naonet-b or naonet-v2")
-    t.add_argument("--space", default="cnn", help="space of --arch (cnn or cnn-large)")
+    arch.add_argument(
+        "--arch-name", help="nao-ws-cnn, naonet-a, naonet-b, naonet-v2, nao-ws-rnn or nao-rnn"
+    )
+    t.add_argument(
+        "--space",
+        default=None,
+        help="space of --arch: cnn, cnn-large or rnn (default: rnn for ptb/wikitext2, else cnn)",
+    )
     _add_job_args(t, out_help="output folder")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("eval", help="test accuracy, parameters and FLOPs of a checkpoint")
+    e = sub.add_parser(
+        "eval", help="test accuracy, parameters and FLOPs (CNN) or valid/test perplexity (RNN)"
+    )
     e.add_argument("--checkpoint", required=True, help="model.pt written by nao train")
     e.add_argument("--data-dir", default=None, help="folder of the official dataset files")
     e.add_argument("--split", default=None, help="test, valid or train (default: as trained)")
@@ -237,6 +275,12 @@ def _add_run_commands(sub: argparse._SubParsersAction, bench: argparse._SubParse
     b.add_argument("--json", help="also write the measurements to this file")
     _add_common(b)
     b.set_defaults(func=_cmd_bench_supernet)
+
+    r = bench.add_parser("rnn", help="RNN supernet / final LM throughput, paper projection")
+    r.add_argument("--steps", type=int, default=2, help="timed windows / scored archs")
+    r.add_argument("--json", help="also write the measurements to this file")
+    _add_common(r)
+    r.set_defaults(func=_cmd_bench_rnn)
 
 
 def main(argv: list[str] | None = None) -> int:

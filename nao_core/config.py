@@ -192,9 +192,9 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
 # --- weight-sharing search and final training (nao-spec §4.1, §6.1) ----------------------------
 
-# Names registered in ``nao_core.data`` (which imports torch); kept here for torch-free callers
-# such as the API. ``tests/api/test_deps.py`` checks the two agree.
-DATASET_NAMES = ("cifar10", "cifar100", "digits")
+# ``DATASET_NAMES`` (image datasets and corpora, for torch-free callers such as the API) is
+# defined with the RNN configs below; ``tests/api/test_layering.py`` checks it against the data
+# registry.
 
 Precision = Literal["auto", "fp32", "bf16"]  # auto = bf16 autocast on CUDA, fp32 on a CPU
 
@@ -322,6 +322,249 @@ class TrainConfig:
     eval_every: int = 1  # epochs between evaluations on data.eval_split; the last always
     precision: Precision = "auto"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.eval_every > 0, "eval_every", "must be > 0")
+        _check(self.precision in ("auto", "fp32", "bf16"), "precision", "auto|fp32|bf16")
+
+
+# --- search without weight sharing (nao-spec §5) ------------------------------------------------
+
+
+def _candidate_training() -> TrainConfig:
+    """nao-spec §5.1 step 2: N=3, F=32, 25 epochs, batch 128, 45k/5k split, lr 0.024 on the
+    first quarter of a T=100 cosine (so it ends near 0.0205), weight decay 5e-4, clip 5, drop
+    path keep 0.7, aux head 0.4, no cutout, no classifier dropout."""
+    return TrainConfig(
+        data=DataConfig(train_portion=0.9, batch_size=128, eval_split="valid"),
+        model=NetworkConfig(
+            layers=3, channels=32, keep_prob=1.0, drop_path_keep_prob=0.7, use_aux_head=True
+        ),
+        optim=OptimConfig(epochs=25, lr_max=0.024, lr_min=0.0205, weight_decay=5e-4),
+    )
+
+
+def _nao_controller() -> ControllerConfig:
+    """The TF NAO CNN EPD (nao-spec §2.2): no MLP, encoder dropout 0.1, batch 50, 1000 epochs;
+    ~300 new archs from the top 100 (§3)."""
+    return ControllerConfig(mlp_layers=0, encoder_dropout=0.1, batch_size=50)
+
+
+@dataclass(frozen=True)
+class NaoSearchConfig:
+    """NAO without weight sharing (nao-spec §5): train every candidate on its own, fit the
+    controller on all scored candidates, move the top ones, repeat.
+
+    ``rounds`` counts controller rounds after the initial pool (round 0), so ``rounds + 1``
+    rounds of candidates are trained; ``max_candidates`` (0 = no limit) caps the candidates
+    trained over the whole search; ``step_sizes`` are the fixed eta of the authors'
+    ``generate.sh`` runs (10, 20, 30), all decoded in one pass.
+    """
+
+    space: str = "cnn-large"
+    # TrainConfig for the CNN spaces, RnnTrainConfig for "rnn" (run_train dispatches on space)
+    candidate: TrainConfig | RnnTrainConfig = dataclasses.field(default_factory=_candidate_training)
+    controller: ControllerConfig = dataclasses.field(default_factory=_nao_controller)
+    initial_pool: int = 1000
+    rounds: int = 3
+    max_candidates: int = 0
+    step_sizes: tuple[float, ...] = (10.0, 20.0, 30.0)
+    top_k: int = 5  # archs reported as the result's "top"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(
+            self.initial_pool >= 2, "initial_pool", "must be >= 2 (the controller needs a range)"
+        )
+        _check(self.rounds >= 0, "rounds", "must be >= 0")
+        _check(self.max_candidates >= 0, "max_candidates", "must be >= 0 (0 = no limit)")
+        _check(len(self.step_sizes) > 0, "step_sizes", "must not be empty")
+        _check(all(s > 0 for s in self.step_sizes), "step_sizes", "must all be > 0")
+        _check(self.top_k > 0, "top_k", "must be > 0")
+        rnn = self.space == "rnn"
+        _check(
+            isinstance(self.candidate, RnnTrainConfig) == rnn,
+            "candidate",
+            "an RNN train config for space 'rnn', a CNN one otherwise",
+        )
+        if isinstance(self.candidate, TrainConfig):  # LMs always score on the valid split
+            _check(
+                self.candidate.data.eval_split == "valid",
+                "candidate.data.eval_split",
+                "must be 'valid': candidates are scored on the validation split",
+            )
+
+
+# --- RNN language models: NAO-WS search on PTB and final training (nao-spec §4.4, §6.4) -------
+
+IMAGE_DATASET_NAMES = ("cifar10", "cifar100", "digits")  # ``nao_core.data.list_datasets()``
+# Word-level corpora (``nao_core.data.corpus``) and the folder each is looked up in under a
+# data_dir: ``<data_dir>/ptb``, ``<data_dir>/wikitext-2`` or ``data_dir`` itself.
+CORPUS_DIRS = {"ptb": "ptb", "wikitext2": "wikitext-2"}
+CORPUS_NAMES = tuple(CORPUS_DIRS)
+DATASET_NAMES = IMAGE_DATASET_NAMES + CORPUS_NAMES
+
+
+def is_corpus(dataset: str) -> bool:
+    """Whether ``dataset`` is a language-model corpus (else an image dataset)."""
+    return dataset in CORPUS_DIRS
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Which corpus a run uses and how it is batchified (nao-spec §4.4, §6.4)."""
+
+    dataset: str = "ptb"
+    train_limit: int = 0  # keep only the first n training tokens (0 = all), for quick runs
+    eval_limit: int = 0  # keep only the first n valid and test tokens (0 = all)
+    batch_size: int = 64  # columns of the training stream
+    eval_batch_size: int = 10  # columns of the valid stream
+    test_batch_size: int = 1  # columns of the test stream
+    bptt: int = 35
+
+    def __post_init__(self) -> None:
+        _check(self.dataset in CORPUS_DIRS, "data.dataset", f"must be one of {CORPUS_NAMES}")
+        _check(self.train_limit >= 0, "data.train_limit", "must be >= 0")
+        _check(self.eval_limit >= 0, "data.eval_limit", "must be >= 0")
+        for name in ("batch_size", "eval_batch_size", "test_batch_size", "bptt"):
+            _check(getattr(self, name) > 0, f"data.{name}", "must be > 0")
+
+
+@dataclass(frozen=True)
+class RnnModelConfig:
+    """Size and dropouts of an RNN LM (supernet or stand-alone); AWD-LSTM's dropout names."""
+
+    nhid: int = 850  # embedding = hidden size (tied decoder)
+    dropout: float = 0.75  # locked, on the cell outputs
+    dropouth: float = 0.25  # variational, on h_{t-1} and every s_p inside the cell
+    dropoutx: float = 0.75  # variational, on x_t inside the cell
+    dropouti: float = 0.2  # locked, on the embeddings
+    dropoute: float = 0.0  # whole words of the embedding matrix
+
+    def __post_init__(self) -> None:
+        _check(self.nhid > 0, "nhid", "must be > 0")
+        for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"):
+            _check(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class RnnOptimConfig:
+    """Plain SGD with the lr scaled by seq_len / bptt per window; NT-ASGD in final training.
+
+    ``asgd="nt"``: after each evaluation, switch to averaged SGD once more than ``nonmono``
+    evaluations are logged and the valid loss is above the minimum of all but the last
+    ``nonmono`` (AWD-LSTM's non-monotone trigger, nao-spec §6.4); ``asgd_after`` > 0 forces
+    the switch at the end of that epoch. ``asgd="off"`` never averages (the search).
+    """
+
+    epochs: int = 4000
+    lr: float = 20.0
+    weight_decay: float = 8e-7
+    grad_clip: float = 0.25  # 0 disables clipping
+    tar_beta: float = 1e-3  # temporal activation regularisation
+    ar_alpha: float = 0.0  # activation regularisation
+    asgd: Literal["nt", "off"] = "nt"
+    nonmono: int = 5
+    asgd_after: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 0, "optim.epochs", "must be >= 0")
+        _check(self.lr > 0, "optim.lr", "must be > 0")
+        _check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+        _check(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
+        _check(self.tar_beta >= 0, "optim.tar_beta", "must be >= 0")
+        _check(self.ar_alpha >= 0, "optim.ar_alpha", "must be >= 0")
+        _check(self.asgd in ("nt", "off"), "optim.asgd", "must be 'nt' or 'off'")
+        _check(self.nonmono >= 0, "optim.nonmono", "must be >= 0")
+        _check(self.asgd_after >= 0, "optim.asgd_after", "must be >= 0")
+
+
+def _search_optim() -> RnnOptimConfig:
+    return RnnOptimConfig(epochs=1000, lr=0.25, weight_decay=5e-7, grad_clip=10.0, asgd="off")
+
+
+@dataclass(frozen=True)
+class RnnRerankConfig:
+    """Short stand-alone training of the top archs at the end of an RNN search.
+
+    The NAO-WS RNN code has no rerank (its top 10 go to final training); ours trains each
+    candidate with the final recipe (SGD lr 20, clip 0.25, no averaging) at the search's
+    width for ``optim.epochs`` and scores it on the valid stream.
+    """
+
+    top_k: int = 5  # 0 skips the rerank: the supernet's top archs are the result
+    batch_size: int = 64
+    model: RnnModelConfig = dataclasses.field(default_factory=lambda: RnnModelConfig(nhid=300))
+    optim: RnnOptimConfig = dataclasses.field(
+        default_factory=lambda: RnnOptimConfig(epochs=10, weight_decay=5e-7, asgd="off")
+    )
+
+    def __post_init__(self) -> None:
+        _check(self.top_k >= 0, "rerank.top_k", "must be >= 0")
+        _check(self.batch_size > 0, "rerank.batch_size", "must be > 0")
+
+
+def _rnn_search_controller() -> ControllerConfig:
+    # PT NAO-WS RNN row of nao-spec §2.2 and §4.4: MLP 4x200, embedding dropout 0.1, Adam kept
+    # across rounds, no symmetry augmentation, eta = 1..30.
+    return ControllerConfig(
+        mlp_layers=4,
+        mlp_dropout=0.0,
+        encoder_dropout=0.1,
+        swap_augment=False,
+        reset_optimizer=False,
+        max_step_size=29,
+    )
+
+
+@dataclass(frozen=True)
+class RnnSearchConfig:
+    """NAO-WS search of an RNN cell on a corpus (nao-spec §4.4); defaults are the paper's.
+
+    Field names match ``SearchConfig`` where the search loop reads them (``optim.epochs``,
+    ``controller``, ``pool_size``, ``eval_every``, ``rerank.top_k``, ``seed``).
+    """
+
+    space: str = "rnn"
+    data: CorpusConfig = dataclasses.field(
+        default_factory=lambda: CorpusConfig(batch_size=256, eval_batch_size=256)
+    )
+    supernet: RnnModelConfig = dataclasses.field(default_factory=lambda: RnnModelConfig(nhid=300))
+    optim: RnnOptimConfig = dataclasses.field(default_factory=_search_optim)
+    controller: ControllerConfig = dataclasses.field(default_factory=_rnn_search_controller)
+    rerank: RnnRerankConfig = dataclasses.field(default_factory=RnnRerankConfig)
+    pool_size: int = 1000
+    eval_every: int = 200  # epochs between pool evaluations; the last epoch is always one
+    score_batches: int = 1  # fixed bptt windows of the valid stream scoring every arch
+    average_s0: bool = True  # search cell output = mean(s0..s11), as NAO-WS (nao-spec §8.17)
+    # fp32 by default: under bf16 autocast the recurrent state would be rounded at every one
+    # of the 35 x 12 highway steps of a window; "auto" / "bf16" are allowed for speed.
+    precision: Precision = "fp32"
+    seed: int = 1267
+
+    def __post_init__(self) -> None:
+        _check(self.space == "rnn", "space", "an RNN search config is for the 'rnn' space")
+        _check(self.pool_size >= 2, "pool_size", "must be >= 2 (the controller needs a range)")
+        _check(self.eval_every > 0, "eval_every", "must be > 0")
+        _check(self.score_batches > 0, "score_batches", "must be > 0")
+        _check(self.optim.epochs > 0, "optim.epochs", "must be > 0 in a search")
+        _check(self.precision in ("auto", "fp32", "bf16"), "precision", "auto|fp32|bf16")
+
+
+@dataclass(frozen=True)
+class RnnTrainConfig:
+    """Final training of an RNN cell, DARTS/NAO recipe on PTB (nao-spec §6.4).
+
+    WikiText-2 (``train-rnn/paper-wt2``): nhid 700, dropouth 0.15, weight decay 5e-7, 2000
+    epochs.
+    """
+
+    data: CorpusConfig = dataclasses.field(default_factory=CorpusConfig)
+    model: RnnModelConfig = dataclasses.field(default_factory=RnnModelConfig)
+    optim: RnnOptimConfig = dataclasses.field(default_factory=RnnOptimConfig)
+    eval_every: int = 1  # epochs between valid evaluations (the NT-ASGD trigger reads them)
+    precision: Precision = "fp32"  # as RnnSearchConfig.precision
+    seed: int = 1267
 
     def __post_init__(self) -> None:
         _check(self.eval_every > 0, "eval_every", "must be > 0")

@@ -124,3 +124,226 @@ PRESETS.update(
         ),
     }
 )
+
+# --- NAO without weight sharing (issue #6) ------------------------------------------------------
+# ``nao search --method nao --preset NAME`` reads ``nao-search/NAME``.
+# * paper: nao-spec §5.1 — the 11-op space, 1000 initial candidates of N=3 F=32 trained 25
+#   epochs each, TF NAO EPD, 3 controller rounds of ~300 new archs (eta = 10, 20, 30).
+# * small: CIFAR-10 (the 20k subset of shared/data), 40 initial + 2 rounds of 20 candidates of
+#   N=1 C=8 trained 2 epochs on 5,000 images: a throughput benchmark that fits minutes per worker.
+# * tiny: digits, 6 initial + 2 rounds of up to 3 candidates trained 1 epoch: seconds.
+from dataclasses import replace  # noqa: E402
+
+from nao_core.config import NaoSearchConfig  # noqa: E402
+
+PRESETS.update(
+    {
+        "nao-search/paper": NaoSearchConfig(),
+        "nao-search/small": NaoSearchConfig(
+            space="cnn",
+            candidate=TrainConfig(
+                data=DataConfig(train_portion=0.9, train_limit=5_000, eval_split="valid"),
+                model=NetworkConfig(layers=1, channels=8, keep_prob=1.0, drop_path_keep_prob=0.9),
+                optim=OptimConfig(epochs=2, lr_max=0.024, lr_min=0.0205, weight_decay=5e-4),
+            ),
+            controller=ControllerConfig(
+                mlp_layers=0,
+                encoder_dropout=0.1,
+                batch_size=50,
+                epochs=200,
+                top_seeds=20,
+                new_archs=20,
+            ),
+            initial_pool=40,
+            rounds=2,
+        ),
+        "nao-search/tiny": NaoSearchConfig(
+            space="cnn",
+            candidate=TrainConfig(
+                data=DataConfig(
+                    dataset="digits",
+                    train_portion=0.9,
+                    train_limit=256,
+                    eval_batch_size=100,
+                    eval_split="valid",
+                ),
+                model=_TINY_NET,
+                optim=OptimConfig(epochs=1, lr_min=0.0),
+            ),
+            controller=replace(_TINY_CONTROLLER, new_archs=3),
+            initial_pool=6,
+            rounds=2,
+            step_sizes=(1.0, 2.0, 3.0),
+            top_k=3,
+        ),
+    }
+)
+
+
+# --- RNN (PTB / WikiText-2): ``search-rnn/NAME`` and ``train-rnn/NAME`` -----------------------
+# * paper: nao-spec §4.4 (search: nhid 300, batch 256, SGD 0.25, 1000 epochs, eval every 200,
+#   pool 1000) and §6.4 (final: nhid 850, batch 64, SGD 20 -> NT-ASGD, clip 0.25, 4000 epochs);
+#   ``train-rnn/paper-wt2`` is the WikiText-2 recipe (nhid 700, dropouth 0.15, wd 5e-7, 2000).
+# * small: a real but reduced PTB run for 2 CPU cores. Search: nhid 64, batch 64, the first
+#   200k training tokens (89 windows per epoch), 30 epochs, a 100-arch pool scored on 2 windows
+#   every 6 epochs (4 controller rounds of 50), top-3 rerank of 1 epoch. Measured on one
+#   thread of this 2-core machine while other jobs ran: about 0.7 s per supernet window and
+#   1 s per scored arch, so ~31 min of supernet training + ~8 min of scoring + a few minutes
+#   of rerank. Final training: nhid 128 on the same 200k tokens, about 3 min per epoch, 6
+#   epochs.
+# * tiny: seconds, for tests; PTB cut to a few thousand tokens, nhid 16.
+
+from nao_core.config import (  # noqa: E402  (appended section; keeps the file additive)
+    CorpusConfig,
+    RnnModelConfig,
+    RnnOptimConfig,
+    RnnRerankConfig,
+    RnnSearchConfig,
+    RnnTrainConfig,
+)
+
+_TINY_RNN = RnnModelConfig(nhid=16)
+_TINY_CORPUS = CorpusConfig(train_limit=4_000, eval_limit=1_000, batch_size=16, eval_batch_size=10)
+_SMALL_RNN_SEARCH = RnnSearchConfig(
+    data=CorpusConfig(train_limit=200_000, eval_limit=20_000, batch_size=64, eval_batch_size=64),
+    supernet=RnnModelConfig(nhid=64),
+    optim=RnnOptimConfig(epochs=30, lr=0.25, weight_decay=5e-7, grad_clip=10.0, asgd="off"),
+    controller=ControllerConfig(
+        mlp_layers=4,
+        mlp_dropout=0.0,
+        encoder_dropout=0.1,
+        swap_augment=False,
+        reset_optimizer=False,
+        epochs=200,
+        top_seeds=30,
+        new_archs=50,
+        max_step_size=29,
+    ),
+    rerank=RnnRerankConfig(
+        top_k=3,
+        batch_size=64,
+        model=RnnModelConfig(nhid=64),
+        optim=RnnOptimConfig(epochs=1, weight_decay=5e-7, asgd="off"),
+    ),
+    pool_size=100,
+    eval_every=6,
+    score_batches=2,
+)
+
+PRESETS.update(
+    {
+        "search-rnn/paper": RnnSearchConfig(),
+        "search-rnn/small": _SMALL_RNN_SEARCH,
+        "search-rnn/tiny": RnnSearchConfig(
+            data=_TINY_CORPUS,
+            supernet=_TINY_RNN,
+            optim=RnnOptimConfig(epochs=4, lr=0.25, weight_decay=5e-7, grad_clip=10.0, asgd="off"),
+            controller=_TINY_CONTROLLER,
+            rerank=RnnRerankConfig(
+                top_k=2,
+                batch_size=16,
+                model=_TINY_RNN,
+                optim=RnnOptimConfig(epochs=1, weight_decay=5e-7, asgd="off"),
+            ),
+            pool_size=8,
+            eval_every=2,
+        ),
+        "train-rnn/paper": RnnTrainConfig(),
+        "train-rnn/paper-wt2": RnnTrainConfig(
+            data=CorpusConfig(dataset="wikitext2"),
+            model=RnnModelConfig(nhid=700, dropouth=0.15),
+            optim=RnnOptimConfig(epochs=2000, weight_decay=5e-7),
+        ),
+        "train-rnn/small": RnnTrainConfig(
+            data=CorpusConfig(train_limit=200_000, eval_limit=20_000, eval_batch_size=10),
+            model=RnnModelConfig(nhid=128),
+            optim=RnnOptimConfig(epochs=6),
+        ),
+        "train-rnn/tiny": RnnTrainConfig(
+            data=_TINY_CORPUS, model=_TINY_RNN, optim=RnnOptimConfig(epochs=3)
+        ),
+    }
+)
+
+# Preset families per space: nao search/train --space S --preset NAME read "<family>/NAME".
+_SEARCH_FAMILY = {"cnn": "search", "cnn-large": "search", "rnn": "search-rnn"}
+_TRAIN_FAMILY = {"cnn": "train", "cnn-large": "train", "rnn": "train-rnn"}
+
+
+def _family_preset(families: dict[str, str], what: str, space: str, name: str) -> Any:
+    if space not in families:
+        raise UnknownName(f"space with {what} presets", space, sorted(families))
+    if "/" in name:  # a full preset name: it must be of the space's family
+        family = name.split("/", 1)[0]
+        if family != families[space]:
+            raise UnknownName(f"{space} {what} preset", name, _names(families[space]))
+        return get_preset(name)
+    key = f"{families[space]}/{name}"
+    if key not in PRESETS:
+        raise UnknownName(f"{space} {what} preset", name, _names(families[space]))
+    return PRESETS[key]
+
+
+def _names(family: str) -> list[str]:
+    return [p.split("/", 1)[1] for p in list_presets() if p.startswith(f"{family}/")]
+
+
+def search_preset(space: str, name: str) -> Any:
+    """The NAO-WS search config named ``name`` (paper, small, tiny) for ``space``.
+
+    Raises:
+        UnknownName: If the space has no weight-sharing search or no such preset.
+    """
+    return _family_preset(_SEARCH_FAMILY, "search", space, name)
+
+
+def train_preset(space: str, name: str, dataset: str | None = None) -> Any:
+    """The final-training config named ``name`` for ``space``; with ``dataset="wikitext2"``
+    an RNN preset ``NAME-wt2`` (the WikiText-2 recipe) is preferred when there is one.
+
+    Raises:
+        UnknownName: If the space has no final training or no such preset.
+    """
+    if space == "rnn" and dataset == "wikitext2" and f"train-rnn/{name}-wt2" in PRESETS:
+        name = f"{name}-wt2"
+    return _family_preset(_TRAIN_FAMILY, "train", space, name)
+
+
+# --- NAO without weight sharing on the RNN space (issue #6, nao-spec §5.2) ----------------------
+# ``nao search --method nao --space rnn --preset NAME`` reads ``nao-search-rnn/NAME``.
+# * paper: every candidate trained like the final LM (nhid 850, SGD lr 20) for 600 epochs with
+#   plain SGD, scored by its best valid perplexity; ~1500 initial cells, the TF NAO RNN EPD
+#   (3x200 MLP, dropouts 0.1, batch 50), top 100 moved by eta = 10, 20, 30.
+# * small / tiny: the train-rnn presets' corpora and widths, 1-2 epochs per candidate.
+_NAO_RNN_CONTROLLER = ControllerConfig(encoder_dropout=0.1, mlp_dropout=0.1, batch_size=50)
+
+PRESETS.update(
+    {
+        "nao-search-rnn/paper": NaoSearchConfig(
+            space="rnn",
+            candidate=RnnTrainConfig(optim=RnnOptimConfig(epochs=600, asgd="off")),
+            controller=_NAO_RNN_CONTROLLER,
+            initial_pool=1500,
+        ),
+        "nao-search-rnn/small": NaoSearchConfig(
+            space="rnn",
+            candidate=replace(
+                PRESETS["train-rnn/small"], optim=RnnOptimConfig(epochs=2, asgd="off")
+            ),
+            controller=replace(_NAO_RNN_CONTROLLER, epochs=200, top_seeds=20, new_archs=20),
+            initial_pool=40,
+            rounds=2,
+        ),
+        "nao-search-rnn/tiny": NaoSearchConfig(
+            space="rnn",
+            candidate=RnnTrainConfig(
+                data=_TINY_CORPUS, model=_TINY_RNN, optim=RnnOptimConfig(epochs=1, asgd="off")
+            ),
+            controller=replace(_TINY_CONTROLLER, new_archs=3),
+            initial_pool=6,
+            rounds=2,
+            step_sizes=(1.0, 2.0, 3.0),
+            top_k=3,
+        ),
+    }
+)

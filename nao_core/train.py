@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from nao_core.config import NetworkConfig, TrainConfig, from_dict, to_dict
+from nao_core.config import NetworkConfig, RnnTrainConfig, TrainConfig, from_dict, to_dict
 from nao_core.data import ImageData, ImageDataset
 from nao_core.engine import ClassificationTask, ImageDataModule, evaluate, fit
 from nao_core.engine.callbacks import Callback, NullCallback, Phase
@@ -69,6 +69,8 @@ class TrainResult:
     flops: int | None = None
     checkpoint: str | None = None
     seconds: float = 0.0
+    perplexity: float | None = None  # language models ("rnn"): test perplexity
+    valid_perplexity: float | None = None
 
 
 def model_args(net: NetworkConfig, dataset: ImageDataset) -> dict[str, Any]:
@@ -180,7 +182,7 @@ class _FinalTraining:
 def run_train(
     arch: Arch | str,
     space: str,
-    cfg: TrainConfig,
+    cfg: TrainConfig | RnnTrainConfig,
     *,
     out_dir: str | Path,
     data_dir: str | Path | None = None,
@@ -189,10 +191,20 @@ def run_train(
 ) -> TrainResult:
     """Train ``arch`` of ``space`` from scratch; resume if ``out_dir`` holds a run.
 
+    ``space="rnn"`` trains a language model with an ``RnnTrainConfig`` (``train_rnn``).
+
     Raises:
         InvalidConfig: If ``out_dir`` holds a run of another config or architecture.
         TrainingDiverged: If the loss became NaN or infinite.
     """
+    if space == "rnn":  # language models: nao_core.train_rnn (nao-spec §6.4)
+        from nao_core.train_rnn import run_train_rnn
+
+        return run_train_rnn(
+            arch, cfg, out_dir=out_dir, data_dir=data_dir, device=device, callback=callback
+        )
+    if not isinstance(cfg, TrainConfig):
+        raise InvalidConfig(f"space: {space!r} needs a CNN train config (train/...)")
     out, dev = Path(out_dir), resolve_device(device)
     search_space = create_search_space(space)
     arch = search_space.parse(arch) if isinstance(arch, str) else arch
@@ -277,6 +289,10 @@ def load_model(
     ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint, dev)
     if ckpt.get("kind") != "model":
         raise InvalidConfig(f"not a model checkpoint (kind={ckpt.get('kind')!r})")
+    if ckpt["space"] == "rnn":
+        from nao_core.train_rnn import load_rnn_model
+
+        return load_rnn_model(ckpt, dev)  # type: ignore[return-value]
     arch = create_search_space(ckpt["space"]).parse(ckpt["arch"])
     model = build_network(arch, ckpt["space"], ckpt["model_args"], dev)
     model.load_state_dict(ckpt["model"])
@@ -290,7 +306,8 @@ def evaluate_checkpoint(
     device: str | torch.device = "auto",
     split: str | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, loss, parameters and FLOPs of a saved model on its dataset.
+    """Accuracy, loss, parameters and FLOPs of a saved model on its dataset; for a language
+    model ("rnn"), valid and test perplexity (``split`` is ignored).
 
     Args:
         path: A ``model.pt`` written by ``run_train``.
@@ -298,7 +315,12 @@ def evaluate_checkpoint(
         split: ``"test"``, ``"valid"`` or ``"train"``; default: the split training reported.
     """
     dev = resolve_device(device)
-    model, ckpt = load_model(path, dev)
+    ckpt = load_checkpoint(path, dev)
+    if ckpt.get("kind") == "model" and ckpt.get("space") == "rnn":
+        from nao_core.train_rnn import evaluate_rnn_checkpoint
+
+        return evaluate_rnn_checkpoint(ckpt, path, data_dir=data_dir, device=dev)
+    model, ckpt = load_model(ckpt, dev)
     cfg = from_dict(TrainConfig, ckpt["config"])
     dataset = load_image_dataset(
         cfg.data.dataset,

@@ -54,6 +54,9 @@ def pg_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
             home=str(home),
             storage_dir=str(home / "storage"),
             visibility_timeout_s="4",
+            heartbeat_s="0.5",  # a killed worker's job is stale after 8 s (worker/recovery.py)
+            stale_after_s="8",
+            data_dir=str(SHARED_DATA),  # ptb/ and wikitext-2/ for the rnn jobs
         ) as env:
             yield env
         clear_redis_prefix(prefix)

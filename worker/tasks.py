@@ -6,12 +6,11 @@ run folder (nao_core saves its state every epoch), and pool rows and metrics are
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from celery import Task
+from celery import Task, signals
 from celery.utils.log import get_task_logger
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +23,7 @@ from api.storage import sha256_file
 from worker import artifacts
 from worker.app import celery_app
 from worker.progress import DbReporter
+from worker.recovery import Heartbeat, is_held_elsewhere, worker_id
 from worker.settings import get_worker_settings
 
 logger = get_task_logger(__name__)
@@ -37,6 +37,16 @@ def _set_threads() -> None:
     import torch
 
     torch.set_num_threads(get_worker_settings().torch_threads)
+
+
+@signals.worker_init.connect
+def _warm_up(**_kw: Any) -> None:
+    """Load torch and the nao_core entry points before the first job: loading them holds the
+    interpreter for seconds, which inside a job would also stall its heartbeat thread."""
+    import nao_core.search.ws
+    import nao_core.train  # noqa: F401
+
+    _set_threads()
 
 
 class JobTask(Task):  # type: ignore[misc]
@@ -72,10 +82,14 @@ def _start(job_id: int) -> Job | None:
         if repository.is_finished(job.status):
             logger.info("job=%d already %s; nothing to do", job_id, job.status)
             return None
+        if is_held_elsewhere(job):
+            logger.warning("job=%d runs on live worker %s; message dropped", job_id, job.worker)
+            return None
         if job.status == JobStatus.CANCELLING:
             _finish(s, job, JobStatus.CANCELLED)
             return None
-        job.status, job.worker = JobStatus.RUNNING, socket.gethostname()
+        job.status, job.worker = JobStatus.RUNNING, worker_id()
+        job.heartbeat_at = utcnow()
         job.attempts += 1
         job.started_at = job.started_at or utcnow()
         s.flush()
@@ -97,7 +111,8 @@ def _run(job_id: int, body: Callable[[Job], tuple[JobStatus, dict[str, Any] | No
     if job is None:
         return "skipped"
     _set_threads()
-    status, result = body(job)
+    with Heartbeat(job_id):
+        status, result = body(job)
     with session_scope(_factory()) as s:
         _finish(s, job, status, result)
     logger.info("job=%d %s", job_id, status)
@@ -134,10 +149,11 @@ def _reporter(job: Job, total_epochs: int) -> DbReporter:
 
 
 def _search(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
-    from nao_core.config import SearchConfig, from_dict
+    from nao_core.config import RnnSearchConfig, SearchConfig, from_dict
     from nao_core.search.ws import run_search
 
-    settings, cfg = get_settings(), from_dict(SearchConfig, job.config)
+    cls = RnnSearchConfig if job.space == "rnn" else SearchConfig
+    settings, cfg = get_settings(), from_dict(cls, job.config)
     reporter = _reporter(job, cfg.optim.epochs)
     result = run_search(
         cfg,
@@ -169,10 +185,11 @@ def _with_hash(job: Job, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _train(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
-    from nao_core.config import TrainConfig, from_dict
+    from nao_core.config import RnnTrainConfig, TrainConfig, from_dict
     from nao_core.train import run_train
 
-    settings, cfg = get_settings(), from_dict(TrainConfig, job.config["train"])
+    cls = RnnTrainConfig if job.config["space"] == "rnn" else TrainConfig
+    settings, cfg = get_settings(), from_dict(cls, job.config["train"])
     space, arch = job.config["space"], job.config["arch"]
     out = artifacts.run_dir(settings, job.id, "train")
     result = run_train(
@@ -188,10 +205,20 @@ def _train(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
         return JobStatus.CANCELLED, None
     assert result.checkpoint is not None
     ckpt_id = _register_checkpoint(
-        job, space, arch, result.checkpoint, result.accuracy, result.params
+        job, space, arch, result.checkpoint, _trained_score(result), result.params
     )
     public = {k: v for k, v in asdict(result).items() if k not in ("out_dir", "checkpoint")}
     return JobStatus.SUCCEEDED, {**public, "checkpoint_id": ckpt_id}
+
+
+def _trained_score(result: Any) -> float | None:
+    """Higher is better, as every score in the pool: accuracy for images, and for language
+    models minus the log validation perplexity (the NAO-WS search's own score, -mean NLL)."""
+    import math
+
+    if result.valid_perplexity is not None:
+        return -math.log(result.valid_perplexity)
+    return result.accuracy
 
 
 def _register_checkpoint(
@@ -252,3 +279,7 @@ def _evaluate(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
     )
     out.pop("checkpoint", None)  # a local path
     return JobStatus.SUCCEEDED, out
+
+
+# Searches without weight sharing (issue #6): their tasks live in worker.nows.
+from worker import nows as _nows  # noqa: E402, F401

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from nao_core.config import apply_overrides
     from nao_core.engine import LoggingCallback
-    from nao_core.presets import get_preset
+    from nao_core.presets import search_preset, train_preset
     from nao_core.search.ws import run_search
     from nao_core.search_space import create_search_space
     from nao_core.train import run_train
@@ -86,10 +86,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data_dir = args.data_dir
     if args.cifar10_npz:
         data_dir = str(write_cifar10_subset(Path(args.cifar10_npz), out / "data"))
-    search_cfg = apply_overrides(get_preset(f"search/{args.search_preset}"), args.search_set or [])
+    search_cfg = search_preset(args.space, args.search_preset)
+    search_cfg = apply_overrides(search_cfg, args.search_set or [])
     search_cfg = apply_overrides(search_cfg, {"space": args.space, "data.dataset": args.dataset})
-    train_cfg = apply_overrides(get_preset(f"train/{args.train_preset}"), args.train_set or [])
+    train_cfg = train_preset(args.space, args.train_preset, args.dataset)
+    train_cfg = apply_overrides(train_cfg, args.train_set or [])
     train_cfg = apply_overrides(train_cfg, {"data.dataset": args.dataset})
+    # Images: accuracy on the final training's evaluation split, higher is better. Language
+    # models: validation perplexity, lower is better (test perplexity is reported too).
+    metric, better = ("valid_perplexity", min) if args.space == "rnn" else ("accuracy", max)
     began = time.perf_counter()
     found = run_search(
         search_cfg,
@@ -121,21 +126,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             callback=LoggingCallback(),
         )
         rows.append({"name": name, "arch": space.to_str(arch), **_score(result)})
-        print(f"{name:<8} acc={result.accuracy:.4f} params={result.params} {space.to_str(arch)}")
-    random_acc = [r["accuracy"] for r in rows[1:]]
+        value = getattr(result, metric)
+        print(f"{name:<8} {metric}={value:.4f} params={result.params} {space.to_str(arch)}")
+    top_value = rows[0][metric]
+    random_values = [r[metric] for r in rows[1:]]
+    random_mean = float(np.mean(random_values)) if random_values else None
+    wins = random_mean is not None and better(top_value, random_mean) == top_value
+    wins = wins and top_value != random_mean
     summary = {
         "search": {"preset": args.search_preset, "seconds": search_seconds, "top": found.top},
         "train_preset": args.train_preset,
         "train_overrides": args.train_set or [],
+        "metric": metric,
+        "higher_is_better": better is max,
         "rows": rows,
-        "top_accuracy": rows[0]["accuracy"],
-        "random_mean_accuracy": float(np.mean(random_acc)) if random_acc else None,
-        "top_beats_random_mean": bool(random_acc)
-        and bool(rows[0]["accuracy"] > np.mean(random_acc)),
+        "top_value": top_value,
+        "random_mean_value": random_mean,
+        "top_beats_random_mean": bool(wins),
     }
     print(
-        f"top {summary['top_accuracy']:.4f} vs random mean {summary['random_mean_accuracy']:.4f}"
-        f" -> {'NAO wins' if summary['top_beats_random_mean'] else 'random wins'}"
+        f"{metric}: top {top_value:.4f} vs random mean {random_mean:.4f}"
+        f" -> {'NAO wins' if wins else 'random wins'}"
     )
     return summary
 

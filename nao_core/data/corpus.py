@@ -11,12 +11,15 @@ no such words).
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from nao_core.config import CORPUS_DIRS
 from nao_core.errors import InvalidConfig, MissingData
 
 EOS = "<eos>"
@@ -101,3 +104,79 @@ def batchify(
             f"batch_size: {batch_size} exceeds the {ids.numel()} tokens of the split"
         )
     return ids[: rows * batch_size].view(batch_size, rows).t().contiguous().to(device)
+
+
+# --- corpora by dataset name (issue #5: RNN search and final training) --------------------------
+
+CORPUS_SOURCES = {
+    "ptb": "Mikolov's PTB split (simple-examples.tgz, data/ptb.{train,valid,test}.txt, "
+    "http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz)",
+    "wikitext2": "WikiText-2 v1 (wikitext-2-v1.zip, wiki.{train,valid,test}.tokens, "
+    "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip)",
+}
+
+
+def find_corpus_dir(dataset: str, data_dir: str | Path | None) -> Path:
+    """The folder of ``dataset``'s splits: ``<data_dir>/<ptb|wikitext-2>`` or ``data_dir``.
+
+    Raises:
+        MissingData: If neither holds ``train.txt(.gz)``; the message names the file, the
+            folders looked in and where to get the corpus.
+    """
+    if dataset not in CORPUS_DIRS:
+        raise InvalidConfig(f"data.dataset: {dataset!r} is not a corpus; known: ptb, wikitext2")
+    source = CORPUS_SOURCES[dataset]
+    if data_dir is None:
+        raise MissingData(
+            f"dataset {dataset!r} needs data_dir, a folder holding train.txt, valid.txt and "
+            f"test.txt (or .txt.gz), or a folder with a {CORPUS_DIRS[dataset]}/ subfolder "
+            f"holding them; get {source} and rename the splits"
+        )
+    root = Path(data_dir)
+    candidates = [root / CORPUS_DIRS[dataset], root]
+    for folder in candidates:
+        if any((folder / f"train.txt{ext}").is_file() for ext in ("", ".gz")):
+            return folder
+    looked = " and ".join(str(c) for c in candidates)
+    raise MissingData(
+        f"train.txt (or train.txt.gz) of {dataset!r} not found in {looked}: get {source} "
+        "and save its splits as train.txt, valid.txt and test.txt (gzip allowed)"
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _read_cached(folder: Path, name: str, stamp: tuple[float, ...]) -> Corpus:
+    return read_corpus(folder, name)
+
+
+def load_corpus(
+    dataset: str, data_dir: str | Path | None, *, train_limit: int = 0, eval_limit: int = 0
+) -> Corpus:
+    """Read ``dataset`` (``ptb`` or ``wikitext2``), keeping the first ``train_limit`` training
+    and ``eval_limit`` valid/test tokens when > 0. The vocabulary is always the whole training
+    split's, so a limited run's model fits the full corpus too.
+
+    Raises:
+        MissingData: If the corpus files are not found.
+    """
+    folder = find_corpus_dir(dataset, data_dir).resolve()
+    stamp = tuple(
+        p.stat().st_mtime for p in sorted(folder.glob("*.txt*")) if p.name.startswith(SPLITS)
+    )
+    corpus = _read_cached(folder, dataset, stamp)
+
+    def cut(ids: torch.Tensor, limit: int) -> torch.Tensor:
+        return ids[:limit] if 0 < limit < ids.numel() else ids
+
+    return Corpus(
+        corpus.name,
+        corpus.vocab,
+        cut(corpus.train, train_limit),
+        cut(corpus.valid, eval_limit),
+        cut(corpus.test, eval_limit),
+    )
+
+
+def vocab_hash(vocab: tuple[str, ...]) -> str:
+    """A short fingerprint of a vocabulary (id order included), stored in LM checkpoints."""
+    return hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()[:16]

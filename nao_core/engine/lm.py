@@ -165,3 +165,42 @@ class CarryHidden:
         # Truncated BPTT: gradients stop at the window boundary.
         self.hidden = outputs[1].detach()
         return outputs
+
+
+class LmDataModule:
+    """A ``DataModule`` of BPTT windows over a batchified training stream.
+
+    Each ``train_batches`` call is one pass over ``grid`` with random window lengths (the
+    search or the final recipe), the optimizer's lr scaled per window (``scale_lr``), and the
+    hidden state of ``carry`` reset. ``eval_batches`` is None: language models are evaluated
+    by their owner (carrying the hidden state, with averaged weights after an NT-ASGD switch).
+    """
+
+    def __init__(
+        self,
+        grid: Tensor,
+        bptt: int,
+        optimizer: torch.optim.Optimizer,
+        carry: CarryHidden,
+        search: bool = False,
+    ) -> None:
+        self.grid, self.bptt, self.optimizer = grid, bptt, optimizer
+        self.carry, self.search = carry, search
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        self.carry.reset()
+        windows = lm_batches(self.grid, self.bptt, generator, search=self.search)
+        return scale_lr(windows, self.optimizer)
+
+    def num_train_batches(self) -> int:
+        return max((self.grid.shape[0] - 1) // self.bptt, 1)  # the mean; lengths are random
+
+    def eval_batches(self) -> None:
+        return None
+
+
+def eval_windows(grid: Tensor, bptt: int, limit: int = 0) -> list[Batch]:
+    """Consecutive full-length windows (x, y) of a batchified stream, the first ``limit``
+    only when > 0; evaluate them with a ``CarryHidden`` forward, in order."""
+    windows = [(b.x, b.y) for b in lm_batches(grid, bptt, random_length=False)]
+    return windows[:limit] if limit > 0 else windows

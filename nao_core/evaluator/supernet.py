@@ -23,8 +23,9 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from nao_core.config import SearchConfig
+from nao_core.config import RnnSearchConfig, SearchConfig
 from nao_core.data import ImageDataset
+from nao_core.data.corpus import Corpus
 from nao_core.engine import ClassificationTask, ImageDataModule, correct_count, evaluate, fit
 from nao_core.engine.callbacks import Callback
 from nao_core.engine.loop import EpochEnd
@@ -203,7 +204,15 @@ class CnnSupernetEvaluator:
 
 
 def create_supernet_evaluator(
-    cfg: SearchConfig, dataset: ImageDataset, device: torch.device
+    cfg: SearchConfig | RnnSearchConfig, dataset: ImageDataset | Corpus, device: torch.device
 ) -> SupernetEvaluator:
-    """The weight-sharing evaluator of ``cfg.space`` (only "cnn" so far; "rnn" is to come)."""
+    """The weight-sharing evaluator of ``cfg.space``: "cnn" on images, "rnn" on a corpus."""
+    if isinstance(cfg, RnnSearchConfig):
+        from nao_core.evaluator.rnn import RnnSupernetEvaluator
+
+        if not isinstance(dataset, Corpus):
+            raise InvalidConfig("data: an RNN search needs a corpus (ptb or wikitext2)")
+        return RnnSupernetEvaluator(cfg, dataset, device)
+    if not isinstance(dataset, ImageDataset):
+        raise InvalidConfig("data: a CNN search needs an image dataset")
     return CnnSupernetEvaluator(cfg, dataset, device)

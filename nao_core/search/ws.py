@@ -57,8 +57,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from nao_core.config import SearchConfig, to_dict
+from nao_core.config import RnnSearchConfig, SearchConfig, to_dict
 from nao_core.controller import Controller, fit_controller, improve
+from nao_core.data import ImageDataset
+from nao_core.data.corpus import Corpus, load_corpus
 from nao_core.engine.callbacks import Callback, NullCallback, Phase
 from nao_core.engine.checkpoint import (
     load_checkpoint,
@@ -102,7 +104,7 @@ class WeightSharingSearch:
 
     def __init__(
         self,
-        cfg: SearchConfig,
+        cfg: SearchConfig | RnnSearchConfig,
         evaluator: SupernetEvaluator,
         run_dir: str | Path,
         device: torch.device,
@@ -317,8 +319,26 @@ class WeightSharingSearch:
         set_rng_state(state["rng"], self.device)
 
 
+def _load_search_data(
+    cfg: SearchConfig | RnnSearchConfig, data_dir: str | Path | None
+) -> ImageDataset | Corpus:
+    """The images of a "cnn" search or the corpus of an "rnn" search."""
+    if isinstance(cfg, RnnSearchConfig):
+        d = cfg.data
+        return load_corpus(d.dataset, data_dir, train_limit=d.train_limit, eval_limit=d.eval_limit)
+    if cfg.space == "rnn":
+        raise InvalidConfig("space: an 'rnn' search needs an RNN search config (search-rnn/...)")
+    return load_image_dataset(
+        cfg.data.dataset,
+        data_dir,
+        train_portion=cfg.data.train_portion,
+        split_seed=cfg.data.split_seed,
+        train_limit=cfg.data.train_limit,
+    )
+
+
 def run_search(
-    cfg: SearchConfig,
+    cfg: SearchConfig | RnnSearchConfig,
     *,
     run_dir: str | Path,
     data_dir: str | Path | None = None,
@@ -340,13 +360,7 @@ def run_search(
         done = json.loads((run / RESULT_FILE).read_text())
         return SearchResult(**{k: done[k] for k in SearchResult.__dataclass_fields__})
     write_json(run / CONFIG_FILE, ident)
-    dataset = load_image_dataset(
-        cfg.data.dataset,
-        data_dir,
-        train_portion=cfg.data.train_portion,
-        split_seed=cfg.data.split_seed,
-        train_limit=cfg.data.train_limit,
-    )
+    dataset = _load_search_data(cfg, data_dir)
     devices = [dev.index or 0] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(cfg.seed)  # module init and dropout draw from the global generator

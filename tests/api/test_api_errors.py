@@ -76,12 +76,16 @@ def test_bad_search_inputs_name_the_field(client, auth, body, field) -> None:
     assert field in _field(client.post("/searches", json=body, headers=auth))
 
 
+NB201_ARCH = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
         ({"arch": "not an arch"}, "body.arch"),
         ({"arch": "1 2 3"}, "body.arch"),
-        ({"arch": "1 2 3", "space": "rnn"}, "body.space"),
+        ({"arch": "1 2 3", "space": "rnn"}, "body.arch"),
+        ({"arch": NB201_ARCH, "space": "nb201"}, "body.space"),  # a space without training
         ({"arch_name": "naonet-z"}, "body.arch_name"),
         ({"arch_name": "naonet-a", "arch": "1"}, "body"),
         ({}, "body"),

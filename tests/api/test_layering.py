@@ -35,7 +35,10 @@ def test_nao_core_does_not_import_api_or_worker() -> None:
 
 
 def test_dataset_names_match_the_registry() -> None:
-    from nao_core.config import DATASET_NAMES
+    from nao_core.config import CORPUS_NAMES, DATASET_NAMES, IMAGE_DATASET_NAMES, is_corpus
     from nao_core.data import list_datasets
 
-    assert sorted(DATASET_NAMES) == list_datasets()
+    assert sorted(IMAGE_DATASET_NAMES) == list_datasets()
+    assert set(DATASET_NAMES) == set(IMAGE_DATASET_NAMES) | {"ptb", "wikitext2"}
+    assert all(is_corpus(n) for n in CORPUS_NAMES)
+    assert not any(is_corpus(n) for n in IMAGE_DATASET_NAMES)

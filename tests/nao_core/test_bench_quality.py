@@ -26,7 +26,8 @@ def test_quality_bench_trains_top_and_random_archs(tmp_path):
     assert len({r["arch"] for r in rows}) == 3  # the random archs differ from the top one
     assert all(0.0 <= r["accuracy"] <= 1.0 and r["status"] == "completed" for r in rows)
     mean = np.mean([r["accuracy"] for r in rows[1:]])
-    assert summary["random_mean_accuracy"] == pytest.approx(mean)
+    assert summary["metric"] == "accuracy"
+    assert summary["random_mean_value"] == pytest.approx(mean)
     assert summary["top_beats_random_mean"] == (rows[0]["accuracy"] > mean)
     # A re-run finds every folder finished and reports the same figures.
     assert main(argv) == 0
@@ -45,3 +46,19 @@ def test_cifar10_subset_is_written_in_the_official_layout(tmp_path):
     assert test.x.shape == (5_000, 3, 32, 32)
     assert np.array_equal(train.x[0].numpy(), first)
     assert np.array_equal(test.y.numpy(), held_y)
+
+
+def test_quality_bench_on_ptb_compares_perplexity(tmp_path):
+    ptb = CIFAR10_NPZ.parent / "ptb"
+    if not (ptb / "train.txt.gz").is_file():
+        pytest.skip(f"PTB not found in {ptb}")
+    argv = ["bench", "quality", "--space", "rnn", "--dataset", "ptb", "--data-dir", str(ptb)]
+    argv += ["--search-preset", "tiny", "--train-preset", "tiny", "--random", "1"]
+    argv += ["--out", str(tmp_path / "q"), "--threads", "1", "--json", str(tmp_path / "q.json")]
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "q.json").read_text())
+    assert summary["metric"] == "valid_perplexity"
+    assert summary["higher_is_better"] is False
+    top, rand = summary["rows"]
+    assert top["valid_perplexity"] > 1.0
+    assert summary["top_beats_random_mean"] == (top["valid_perplexity"] < rand["valid_perplexity"])

@@ -1,0 +1,173 @@
+"""Final LM training on tiny PTB: NT-ASGD, checkpoint rebuild, resume, and the CLI for rnn."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from nao_core.cli import main
+from nao_core.config import apply_overrides
+from nao_core.engine import NullCallback
+from nao_core.engine.checkpoint import load_checkpoint
+from nao_core.errors import InvalidConfig
+from nao_core.presets import train_preset
+from nao_core.search_space.named import get_named_arch
+from nao_core.train import evaluate_checkpoint, load_model, run_train
+from nao_core.train_rnn import nt_asgd_trigger
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+PTB = DATA / "ptb"
+
+pytestmark = pytest.mark.skipif(not PTB.is_dir(), reason=f"PTB not found at {PTB}")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class StopAfter(NullCallback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch, self.stop_at = 0, epoch
+
+    def on_epoch_end(self, epoch, metrics) -> None:
+        self.epoch = epoch
+
+    def should_stop(self) -> bool:
+        return self.epoch >= self.stop_at
+
+
+@pytest.fixture(scope="module")
+def forced_asgd():
+    # Epoch 1 plain SGD, then averaged: the state after epoch 2 holds the averaged model.
+    return apply_overrides(train_preset("rnn", "tiny"), ["optim.asgd_after=1"])
+
+
+@pytest.fixture(scope="module")
+def trained(forced_asgd, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lm")
+    _, arch = get_named_arch("nao-ws-rnn")
+    torch.set_num_threads(1)
+    return run_train(arch, "rnn", forced_asgd, out_dir=out, data_dir=PTB, device="cpu"), out
+
+
+def test_nt_asgd_trigger() -> None:
+    assert not nt_asgd_trigger([5.0, 4.0, 3.0], 3.5, nonmono=5)  # too few logged
+    losses = [5.0, 4.0, 3.0, 3.1, 3.2, 3.3, 3.4, 3.5]
+    assert nt_asgd_trigger(losses, 4.1, nonmono=5)  # worse than min(5, 4, 3) = 3
+    assert not nt_asgd_trigger(losses, 2.9, nonmono=5)
+    assert nt_asgd_trigger([3.0, 3.5], 3.2, nonmono=0)
+
+
+def test_train_switches_to_asgd_and_checkpoint_rebuilds(trained) -> None:
+    result, out = trained
+    assert result.status == "completed"
+    assert result.accuracy is None
+    assert 1.0 < result.perplexity < 10_000
+    assert 1.0 < result.valid_perplexity < 10_000
+    assert result.loss == pytest.approx(math.log(result.perplexity))
+    ckpt = load_checkpoint(out / "model.pt")
+    assert ckpt["metrics"]["switched_at"] == 1
+    assert ckpt["vocab_size"] == 10_000
+    assert len(ckpt["vocab_hash"]) == 16
+    state = load_checkpoint(out / "train_state.pt")
+    assert state["averaged"] is not None
+    assert int(state["averaged"]["n_averaged"]) > 0
+    model, _ = load_model(out / "model.pt")
+    assert model.vocab_size == 10_000
+    assert not model.training
+    report = evaluate_checkpoint(out / "model.pt", data_dir=DATA, device="cpu")
+    assert report["space"] == "rnn"
+    assert report["test_ppl"] == pytest.approx(result.perplexity, rel=1e-6)
+    assert report["valid_ppl"] == pytest.approx(result.valid_perplexity, rel=1e-6)
+
+
+def test_stopped_training_resumes_to_the_same_model(trained, forced_asgd, tmp_path) -> None:
+    result, _ = trained
+    _, arch = get_named_arch("nao-ws-rnn")
+    kw = {"out_dir": tmp_path, "data_dir": PTB, "device": "cpu"}
+    stopped = run_train(arch, "rnn", forced_asgd, callback=StopAfter(2), **kw)
+    assert (stopped.status, stopped.epoch) == ("cancelled", 2)
+    resumed = run_train(arch, "rnn", forced_asgd, **kw)
+    assert resumed.perplexity == result.perplexity
+    assert resumed.valid_perplexity == result.valid_perplexity
+    assert run_train(arch, "rnn", forced_asgd, **kw).perplexity == result.perplexity  # done
+    with pytest.raises(InvalidConfig, match="another config"):
+        run_train(arch, "rnn", apply_overrides(forced_asgd, ["seed=3"]), **kw)
+
+
+def test_other_vocabulary_and_wrong_config_are_refused(trained, tmp_path) -> None:
+    _, out = trained
+    with pytest.raises(InvalidConfig, match="vocabulary"):
+        evaluate_checkpoint(out / "model.pt", data_dir=DATA / "wikitext-2", device="cpu")
+    _, arch = get_named_arch("nao-ws-rnn")
+    with pytest.raises(InvalidConfig, match="RNN train config"):
+        run_train(arch, "rnn", train_preset("cnn", "tiny"), out_dir=tmp_path, device="cpu")
+    with pytest.raises(InvalidConfig, match="CNN train config"):
+        run_train("x", "cnn", train_preset("rnn", "tiny"), out_dir=tmp_path, device="cpu")
+
+
+def nao(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``nao ARGS`` in this process (the real entry point, without a torch import per call)."""
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_search_train_eval_rnn(tmp_path: Path, capsys) -> None:
+    code, out, err = nao(
+        capsys, "search", "--space", "rnn", "--dataset", "ptb", "--data-dir", str(PTB),
+        "--preset", "tiny", "--out", str(tmp_path / "s"), "--set", "optim.epochs=2",
+        "--set", "rerank.top_k=1", "--threads", "1",
+    )  # fmt: skip
+    assert code == 0, err
+    search = json.loads(out)
+    assert search["status"] == "completed"
+    best = search["top"][0]
+    assert best["ppl"] == pytest.approx(math.exp(-best["score"]))
+
+    code, out, err = nao(
+        capsys, "train", "--space", "rnn", "--arch", best["arch"], "--dataset", "ptb",
+        "--data-dir", str(DATA), "--preset", "tiny", "--out", str(tmp_path / "t"),
+        "--set", "optim.epochs=1", "--threads", "1",
+    )  # fmt: skip
+    assert code == 0, err
+    trained = json.loads(out)
+    assert trained["status"] == "completed"
+    assert trained["perplexity"] > 1
+
+    code, out, err = nao(capsys, "eval", "--checkpoint", trained["checkpoint"],
+                         "--data-dir", str(PTB), "--threads", "1")  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["test_ppl"] == pytest.approx(trained["perplexity"], rel=1e-6)
+    assert report["arch"] == best["arch"]
+
+    code, _, err = nao(capsys, "train", "--arch-name", "nao-ws-rnn", "--preset", "tiny", "--out",
+                       str(tmp_path / "u"), "--set", "optim.asgd='sometimes'")  # fmt: skip
+    assert code == 2
+    assert "optim.asgd" in err
+
+
+@pytest.mark.slow
+def test_cli_subprocess_resumes_a_search(tmp_path: Path) -> None:
+    """As a user runs it: a second ``nao search`` on the same folder returns the finished run."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, "-m", "nao_core.cli", "search", "--dataset", "ptb", "--data-dir",
+            str(DATA), "--preset", "tiny", "--out", str(tmp_path), "--set", "optim.epochs=1",
+            "--set", "rerank.top_k=0"]  # fmt: skip
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["top"] == json.loads(first.stdout)["top"]

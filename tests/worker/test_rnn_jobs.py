@@ -1,0 +1,84 @@
+"""Language-model jobs (issue #5) through the API and a real Celery worker on Postgres +
+Redis: an rnn search on PTB, a WikiText-2 training of a named cell, its evaluation, and the
+dataset/space checks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from service_fixtures import start_worker, stop, wait_for
+
+pytestmark = [pytest.mark.db]
+
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+@pytest.fixture(scope="module")
+def worker(pg_service: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    proc = start_worker(pg_service, tmp_path_factory.mktemp("logs") / "worker.log")
+    yield proc
+    stop(proc)
+
+
+def _done(client: Any, url: str, timeout: float = 180) -> dict[str, Any]:
+    job = wait_for(
+        lambda: (j := client.get(url).json())["status"] in FINISHED and j, timeout, url, 0.5
+    )
+    assert job["status"] == "succeeded", job
+    return job
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"space": "rnn", "dataset": "cifar10", "preset": "tiny"}, "dataset"),
+        ({"space": "cnn", "dataset": "ptb", "preset": "tiny"}, "dataset"),
+        ({"space": "rnn", "dataset": "ptb", "preset": "huge"}, "preset"),
+        ({"space": "rnn", "preset": "tiny", "overrides": {"supernet.nhid": 0}}, "overrides"),
+    ],
+)
+def test_bad_rnn_searches_name_the_field(client, auth, body, field) -> None:
+    r = client.post("/searches", json=body, headers=auth)
+    assert r.status_code == 422, r.text
+    assert field in r.text
+
+
+def test_rnn_trainings_check_the_dataset(client, auth) -> None:
+    body = {"arch_name": "nao-ws-rnn", "dataset": "cifar10", "preset": "tiny"}
+    r = client.post("/trainings", json=body, headers=auth)
+    assert r.status_code == 422
+    assert "dataset" in r.text
+
+
+@pytest.mark.slow
+def test_rnn_search_then_wikitext2_training_and_evaluation(client, auth, worker) -> None:
+    search = client.post(
+        "/searches", json={"space": "rnn", "dataset": "ptb", "preset": "tiny"}, headers=auth
+    ).json()
+    assert search["dataset"] == "ptb"
+    done = _done(client, search["url"])
+    assert done["rounds"] >= 1
+    top = client.get("/architectures", params={"top": 10, "search": search["id"]}).json()["data"]
+    assert top
+    assert all(a["space"] == "rnn" for a in top)
+    metrics = {m["name"] for m in client.get(f"/jobs/{search['id']}/metrics").json()["data"]}
+    assert "ppl" in " ".join(metrics)
+
+    body = {"arch_name": "nao-rnn", "dataset": "wikitext2", "preset": "tiny"}
+    training = client.post("/trainings", json=body, headers=auth).json()
+    trained = _done(client, training["url"])
+    result = trained["result"]
+    assert result["perplexity"] > 1.0
+    assert result["valid_perplexity"] > 1.0
+    arch = client.get(f"/architectures/{trained['architecture_id']}").json()
+    assert arch["scores"]["trained"] == pytest.approx(-math.log(result["valid_perplexity"]))
+
+    evaluation = client.post(
+        "/evaluations", json={"checkpoint_id": trained["checkpoint_id"]}, headers=auth
+    ).json()
+    evaluated = _done(client, evaluation["url"])
+    assert evaluated["result"]["test_ppl"] == pytest.approx(result["perplexity"], rel=1e-4)
+    assert evaluated["result"]["valid_ppl"] == pytest.approx(result["valid_perplexity"], rel=1e-4)
