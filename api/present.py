@@ -5,7 +5,7 @@ from __future__ import annotations
 from api.models import SCORE_SOURCES, Architecture, Checkpoint, Job
 from api.schemas import ArchitecturePublic, CheckpointPublic, JobPublic
 
-_PATHS = {"search": "searches", "train": "trainings", "eval": "evaluations"}
+_PATHS = {"search": "searches", "train": "trainings", "eval": "evaluations", "sweep": "sweeps"}
 
 
 def job_public(job: Job, best: Architecture | None = None) -> JobPublic:

@@ -24,7 +24,19 @@ class SearchCreate(_In):
     overrides: dict[str, Any] = Overrides
     seed: StrictInt | None = Seed
     budget: StrictInt | None = Field(
-        default=None, ge=1, le=10_000, description="supernet epochs (optim.epochs)"
+        default=None,
+        ge=1,
+        le=10_000,
+        description="nao-ws: supernet epochs (optim.epochs); nao: candidates (max_candidates)",
+    )
+    method: Literal["nao-ws", "nao"] = Field(
+        default="nao-ws", description="nao-ws: weight sharing; nao: every candidate trained"
+    )
+    max_parallel: StrictInt | None = Field(
+        default=None, ge=1, le=4096, description="nao: candidates queued or running at once"
+    )
+    max_gpu_hours: float | None = Field(
+        default=None, gt=0, le=1e6, description="nao: stop after the round that passes it"
     )
 
 
@@ -132,3 +144,37 @@ class CheckpointPublic(BaseModel):
 
 
 JobPublic.model_rebuild()
+
+
+class SweepCreate(_In):
+    """Train the top-k archs of a search under every point of a small override grid."""
+
+    search_id: StrictInt = Field(ge=1)
+    top_k: StrictInt = Field(default=5, ge=1, le=20)
+    grid: dict[str, list[Any]] = Field(
+        min_length=1,
+        max_length=4,
+        description="TrainConfig keys to lists of values, e.g. {'optim.lr_max': [0.025, 0.05]}",
+    )
+    preset: str = Field(default="tiny", min_length=1, max_length=64)
+    overrides: dict[str, Any] = Overrides  # applied to every run before the grid point
+    dataset: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class SweepRunPublic(BaseModel):
+    rank: int | None
+    job_id: int
+    url: str
+    status: str
+    architecture_id: int
+    overrides: dict[str, Any]
+    accuracy: float | None
+
+
+class SweepPublic(BaseModel):
+    id: int
+    url: str
+    status: str
+    search_id: int
+    runs: list[SweepRunPublic]
+    best: SweepRunPublic | None

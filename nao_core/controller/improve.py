@@ -61,16 +61,25 @@ def improve(
     *,
     max_step_size: int | None = None,
     order: str | None = None,
+    step_sizes: Sequence[float] | None = None,
 ) -> list[Proposal]:
-    """Up to ``n_new`` new architectures reached from ``seeds`` by gradient steps."""
+    """Up to ``n_new`` new architectures reached from ``seeds`` by gradient steps.
+
+    ``step_sizes`` replaces the default eta = 1..max_step_size+1 (NAO without weight sharing
+    uses the fixed 10, 20, 30, nao-spec §5).
+    """
     cfg = controller.cfg
     max_step = cfg.max_step_size if max_step_size is None else max_step_size
     order = order or cfg.proposal_order
     if n_new <= 0 or not seeds:
         return []
     seed_tokens = torch.tensor([space.encode(a) for a in seeds], dtype=torch.long)
-    step_sizes = torch.arange(1, max_step + 2, dtype=torch.float32)
-    memory, emb = move_embeddings(controller, seed_tokens, step_sizes)
+    etas = (
+        torch.arange(1, max_step + 2, dtype=torch.float32)
+        if step_sizes is None
+        else torch.tensor(list(step_sizes), dtype=torch.float32)
+    )
+    memory, emb = move_embeddings(controller, seed_tokens, etas)
     with torch.no_grad():
         decoded = controller.decoder.greedy(memory, emb, controller.mask)  # (S*B, L)
 
@@ -87,7 +96,7 @@ def improve(
         if key in seen:
             continue
         seen.add(key)
-        candidates.append((row, arch, row % B, float(step_sizes[row // B])))
+        candidates.append((row, arch, row % B, float(etas[row // B])))
         if order == "step" and len(candidates) >= n_new:
             break
     if not candidates:

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect
 
 from api.migrate import downgrade, upgrade
 
-TABLES = {"job", "architecture", "metric", "checkpoint", "api_token"}
+TABLES = {"job", "architecture", "metric", "checkpoint", "api_token", "search_candidate"}
 
 
 def _tables(url: str) -> set[str]:

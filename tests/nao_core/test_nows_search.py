@@ -1,0 +1,165 @@
+"""NAO without weight sharing (nao-spec §5) on the real digits data: the pure steps a
+distributed runner calls, their idempotence, budgets, resumption and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from nao_core.cli import main
+from nao_core.config import NaoSearchConfig, apply_overrides
+from nao_core.errors import InvalidConfig
+from nao_core.presets import get_preset
+from nao_core.search.nows import (
+    NaoSearch,
+    RoundNotScored,
+    evaluate_candidate,
+    read_result,
+    run_nao_search,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> NaoSearchConfig:
+    return get_preset("nao-search/tiny")
+
+
+@pytest.fixture(scope="module")
+def finished(tiny: NaoSearchConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    run = tmp_path_factory.mktemp("nows") / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny nets: threads only contend on a shared 2-core machine
+    try:
+        run_nao_search(tiny, run_dir=run, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    return run
+
+
+def test_presets_follow_the_spec() -> None:
+    paper = get_preset("nao-search/paper")
+    assert paper.space == "cnn-large"
+    assert paper.initial_pool == 1000
+    assert paper.candidate.optim.epochs == 25
+    assert (paper.candidate.model.layers, paper.candidate.model.channels) == (3, 32)
+    assert paper.candidate.data.eval_split == "valid"
+    assert paper.step_sizes == (10.0, 20.0, 30.0)
+    assert (paper.controller.top_seeds, paper.controller.new_archs) == (100, 300)
+    assert isinstance(get_preset("nao-search/small"), NaoSearchConfig)
+
+
+def test_config_rejects_scoring_on_the_test_split(tiny: NaoSearchConfig) -> None:
+    with pytest.raises(InvalidConfig, match="eval_split"):
+        apply_overrides(tiny, {"candidate.data.eval_split": "test"})
+
+
+def test_search_runs_its_rounds_and_reports_pool_and_top(
+    finished: Path, tiny: NaoSearchConfig
+) -> None:
+    result = read_result(finished)
+    assert result is not None
+    assert result.status == "completed"
+    assert result.rounds == tiny.rounds + 1
+    assert len(result.pool) == result.candidates >= tiny.initial_pool + 1
+    assert all(e["score_source"] == "trained" for e in result.pool)
+    scores = [e["score"] for e in result.top]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] == max(e["score"] for e in result.pool)
+    assert {e["round"] for e in result.pool} <= set(range(tiny.rounds + 1))
+    assert len({e["arch"] for e in result.pool}) == len(result.pool)  # nothing trained twice
+    for r in range(result.rounds):
+        assert (finished / f"pool_round{r}.json").is_file()
+
+
+def test_a_finished_search_returns_its_result(finished: Path, tiny: NaoSearchConfig) -> None:
+    again = run_nao_search(tiny, run_dir=finished, device="cpu")
+    assert again.pool == read_result(finished).pool  # type: ignore[union-attr]
+    with pytest.raises(InvalidConfig):
+        run_nao_search(replace(tiny, seed=1), run_dir=finished, device="cpu")
+
+
+def test_steps_in_any_order_reach_the_same_pool(
+    finished: Path, tiny: NaoSearchConfig, tmp_path: Path
+) -> None:
+    """What a distributed runner does: candidates in reverse order, the state re-opened from
+    disk between steps, a repeated ``finish_round``; same pool as the one-process run."""
+    while not (search := NaoSearch.open(tiny, tmp_path)).done:
+        plan = search.plan_round()
+        if plan:
+            with pytest.raises(RoundNotScored):
+                search.finish_round(search.round)
+        for c in reversed(plan):
+            # the one-process run's folder of the same id: same arch, so a cached result
+            folder = finished / "candidates" / search.candidate_dir(c.id).name
+            assert json.loads((folder / "config.json").read_text())["arch"] == c.arch
+            out = evaluate_candidate(tiny, c.arch, folder, device="cpu")
+            search.record(c.id, out.score)  # type: ignore[arg-type]
+        r = search.round
+        search.finish_round(r)
+        search.save()
+        assert NaoSearch.open(tiny, tmp_path).finish_round(r) == search.plan_round()  # no-op
+    expected = {(e["id"], e["arch"], e["score"]) for e in read_result(finished).pool}  # type: ignore[union-attr]
+    got = {(e["id"], e["arch"], e["score"]) for e in read_result(tmp_path).pool}  # type: ignore[union-attr]
+    assert got == expected
+
+
+def test_evaluate_candidate_is_idempotent(finished: Path, tiny: NaoSearchConfig) -> None:
+    folder = sorted((finished / "candidates").iterdir())[0]
+    arch = json.loads((folder / "config.json").read_text())["arch"]
+    first = json.loads((folder / "candidate.json").read_text())
+    again = evaluate_candidate(tiny, arch, folder, device="cpu")
+    assert again.score == first["score"]
+    assert again.score == max(json.loads((folder / "scores.json").read_text()).values())
+
+
+def _reuse_candidates(finished: Path, run: Path) -> None:
+    """Copy the trained candidates: same seed, same ids and archs, so none trains again."""
+    shutil.copytree(finished / "candidates", run / "candidates")
+
+
+def test_candidate_budget_caps_the_search(
+    finished: Path, tiny: NaoSearchConfig, tmp_path: Path
+) -> None:
+    _reuse_candidates(finished, tmp_path)
+    cfg = replace(tiny, max_candidates=7)
+    result = run_nao_search(cfg, run_dir=tmp_path, device="cpu")
+    assert result.candidates == 7
+    assert result.rounds == 2
+
+
+def test_cli_method_nao_resumes(
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _reuse_candidates(finished, tmp_path)
+    args = ["search", "--method", "nao", "--space", "cnn", "--preset", "tiny", "--out"]
+    argv = [*args, str(tmp_path), "--set", "rounds=0", "--device", "cpu"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["rounds"] == 1
+    assert first["candidates"] == 6
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["top"] == first["top"]
+
+
+@pytest.mark.slow
+def test_rnn_search_scores_by_best_valid_perplexity(tmp_path: Path) -> None:
+    cfg = apply_overrides(
+        get_preset("nao-search-rnn/tiny"),
+        {"initial_pool": 3, "rounds": 1, "controller.new_archs": 2},
+    )
+    ptb = Path(__file__).resolve().parents[3] / "shared" / "data" / "ptb"
+    if not ptb.is_dir():
+        pytest.skip(f"PTB not found at {ptb}")
+    result = run_nao_search(cfg, run_dir=tmp_path / "run", data_dir=ptb, device="cpu")
+    assert result.status == "completed"
+    assert 4 <= result.candidates <= 5
+    for entry in result.pool:
+        folder = tmp_path / "run" / "candidates" / f"{entry['id']:06d}"
+        ppl = json.loads((folder / "scores.json").read_text()).values()
+        assert entry["score"] == max(ppl) < 0  # -perplexity: higher is better
