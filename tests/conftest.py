@@ -1,17 +1,10 @@
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from service_fixtures import (
-    REDIS,
-    clear_redis_prefix,
-    postgres_database,
-    redis_available,
-    service_env,
-)
+from service_fixtures import isolated_service
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NB201_TABLE = SHARED_DATA / "nas-bench-201" / "nb201_accuracy_table.csv.gz"
@@ -39,27 +32,14 @@ def _torch_threads():
 @pytest.fixture(scope="module")
 def pg_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Postgres (a fresh, migrated database) + Redis (a unique queue prefix)."""
-    if not redis_available():
-        pytest.skip("Redis not reachable")
-    from api.migrate import upgrade
-
-    prefix = f"t{uuid.uuid4().hex[:8]}."
-    home = tmp_path_factory.mktemp("home")
-    with postgres_database() as url:
-        upgrade(url)
-        with service_env(
-            database_url=url,
-            broker_url=REDIS,
-            queue_prefix=prefix,
-            home=str(home),
-            storage_dir=str(home / "storage"),
-            visibility_timeout_s="4",
-            heartbeat_s="0.5",  # a killed worker's job is stale after 8 s (worker/recovery.py)
-            stale_after_s="8",
-            data_dir=str(SHARED_DATA),  # ptb/ and wikitext-2/ for the rnn jobs
-        ) as env:
-            yield env
-        clear_redis_prefix(prefix)
+    with isolated_service(
+        tmp_path_factory.mktemp("home"),
+        visibility_timeout_s="4",
+        heartbeat_s="0.5",  # a killed worker's job is stale after 8 s (worker/recovery.py)
+        stale_after_s="8",
+        data_dir=str(SHARED_DATA),  # ptb/ and wikitext-2/ for the rnn jobs
+    ) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")

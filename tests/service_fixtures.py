@@ -117,3 +117,26 @@ def clear_redis_prefix(prefix: str) -> None:
     r = redis.Redis.from_url(REDIS)
     for key in r.scan_iter(f"*{prefix}*"):
         r.delete(key)
+
+
+@contextmanager
+def isolated_service(home: Path, **settings: str) -> Iterator[dict[str, str]]:
+    """A fresh, migrated Postgres database and a unique Redis queue prefix, with ``NAO_*``
+    settings pointing at them (plus ``settings``) for the block."""
+    if not redis_available():
+        pytest.skip("Redis not reachable")
+    from api.migrate import upgrade
+
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    with postgres_database() as url:
+        upgrade(url)
+        with service_env(
+            database_url=url,
+            broker_url=REDIS,
+            queue_prefix=prefix,
+            home=str(home),
+            storage_dir=str(home / "storage"),
+            **settings,
+        ) as env:
+            yield env
+        clear_redis_prefix(prefix)

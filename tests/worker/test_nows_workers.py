@@ -7,18 +7,13 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from service_fixtures import (
-    REDIS,
-    clear_redis_prefix,
-    postgres_database,
-    redis_available,
-    service_env,
+    isolated_service,
     start_worker,
     stop,
     wait_for,
@@ -35,24 +30,8 @@ REFERENCE: dict[str, Any] = {}  # the one-worker run, compared against by the la
 def pg_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """As conftest's, with a visibility timeout above a tiny candidate (a few seconds) so
     that only a killed worker's message is re-delivered."""
-    if not redis_available():
-        pytest.skip("Redis not reachable")
-    from api.migrate import upgrade
-
-    prefix = f"t{uuid.uuid4().hex[:8]}."
-    home = tmp_path_factory.mktemp("home")
-    with postgres_database() as url:
-        upgrade(url)
-        with service_env(
-            database_url=url,
-            broker_url=REDIS,
-            queue_prefix=prefix,
-            home=str(home),
-            storage_dir=str(home / "storage"),
-            visibility_timeout_s="12",
-        ) as env:
-            yield env
-        clear_redis_prefix(prefix)
+    with isolated_service(tmp_path_factory.mktemp("home"), visibility_timeout_s="12") as env:
+        yield env
 
 
 def _wait(client: Any, url: str, timeout: float = 600) -> dict[str, Any]:
