@@ -49,8 +49,9 @@ class ControllerConfig:
     # authors' loss). Ranking is what the search uses the predictor for.
     rank_weight: float = 0.0
     reset_optimizer: bool = True  # NAO_V1 re-creates Adam every round; the model is kept
-    # Training matmuls/LSTMs under bf16 autocast with fp32 weights, loss and optimizer;
-    # "auto" = bf16 where the CPU has native bf16. The embedding-space step is always fp32.
+    # "bf16": training matmuls/LSTMs under bf16 autocast with fp32 weights, loss and optimizer
+    # (a third faster on AMX CPUs, but slower to converge in short fits); "auto" = fp32
+    # (``controller.fit.use_bf16``). The embedding-space step is always fp32.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     # architecture optimisation (nao-spec §3)
     top_seeds: int = 100

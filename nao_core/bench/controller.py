@@ -87,7 +87,7 @@ def run(epochs: int, baseline_epochs: int, threads: int, seed: int = 0) -> dict[
     space = create_search_space("cnn")
     archs, scores = synthetic_pool(600, seed)
     tokens = torch.tensor([space.encode(a) for a in archs], dtype=torch.long)
-    cfg = ControllerConfig(epochs=epochs)
+    cfg = ControllerConfig(epochs=epochs, precision="bf16")  # fp32 is timed below as well
     target = normalize_scores(scores)
 
     torch.manual_seed(seed)

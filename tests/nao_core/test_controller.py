@@ -159,3 +159,11 @@ def test_pairwise_rank_loss_prefers_the_right_order() -> None:
     loss.backward()
     assert loss.item() == 0.0
     assert tied.grad is not None
+
+
+def test_auto_precision_trains_the_controller_in_fp32() -> None:
+    from nao_core.controller.fit import use_bf16
+
+    assert not use_bf16("auto")  # bf16 only on request: short fits converge worse under it
+    assert use_bf16("bf16")
+    assert not use_bf16("fp32")
