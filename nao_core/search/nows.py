@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -55,7 +56,7 @@ from nao_core.engine.checkpoint import (
     set_numpy_rng_state,
     write_json,
 )
-from nao_core.errors import InvalidConfig, NaoCoreError
+from nao_core.errors import InvalidConfig, NaoCoreError, TrainingDiverged
 from nao_core.search.pool import ArchPool, PoolEntry
 from nao_core.search_space import create_search_space
 from nao_core.train import run_train
@@ -93,6 +94,7 @@ class CandidateResult:
     epoch: int
     seconds: float
     params: int | None = None
+    diverged: bool = False  # the loss became NaN/inf: scored its best epoch, else the floor
 
 
 @dataclass(frozen=True)
@@ -111,11 +113,20 @@ class NaoSearchResult:
 # --- one candidate -------------------------------------------------------------------------------
 
 
+# Score of a candidate that diverged before any validation: below every real model (images:
+# no correct answer; language models: perplexity 1e6, worse than uniform over any vocabulary).
+FLOOR_ACCURACY, FLOOR_LM = 0.0, -math.log(1e6)
+
+
 def _score(metrics: Mapping[str, float]) -> float | None:
+    """Higher is better: accuracy, or for language models minus the mean validation NLL
+    (-log perplexity), the score NAO-WS and the trained architectures use too."""
     if "eval_acc" in metrics:
         return float(metrics["eval_acc"])
+    if "eval_loss" in metrics and "eval_ppl" in metrics:
+        return -float(metrics["eval_loss"])
     if "eval_ppl" in metrics:
-        return -float(metrics["eval_ppl"])
+        return -math.log(float(metrics["eval_ppl"]))
     return None
 
 
@@ -164,15 +175,26 @@ def evaluate_candidate(
         done = json.loads((out / CANDIDATE_FILE).read_text())
         return CandidateResult(**done)
     best = _BestScore(out / SCORES_FILE, callback or NullCallback())
-    trained = run_train(
-        arch,
-        cfg.space,
-        cfg.candidate,
-        out_dir=out,
-        data_dir=data_dir,
-        device=device,
-        callback=best,
-    )
+    try:
+        trained = run_train(
+            arch,
+            cfg.space,
+            cfg.candidate,
+            out_dir=out,
+            data_dir=data_dir,
+            device=device,
+            callback=best,
+        )
+    except TrainingDiverged as exc:
+        # One unstable architecture must not fail the search: it ranks last (or at its best
+        # epoch before the NaN), and the controller learns from that.
+        score = best.best()
+        if score is None:
+            score = FLOOR_LM if cfg.space == "rnn" else FLOOR_ACCURACY
+        logger.warning("candidate in %s diverged (%s); score %.4f", out, exc, score)
+        result = CandidateResult("completed", float(score), len(best.scores), 0.0, diverged=True)
+        write_json(out / CANDIDATE_FILE, asdict(result))
+        return result
     if trained.status != "completed":
         return CandidateResult("cancelled", None, trained.epoch, trained.seconds)
     final = trained.accuracy

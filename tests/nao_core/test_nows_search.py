@@ -4,10 +4,12 @@ distributed runner calls, their idempotence, budgets, resumption and the CLI."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nao_core.cli import main
@@ -15,12 +17,14 @@ from nao_core.config import NaoSearchConfig, apply_overrides
 from nao_core.errors import InvalidConfig
 from nao_core.presets import get_preset
 from nao_core.search.nows import (
+    FLOOR_ACCURACY,
     NaoSearch,
     RoundNotScored,
     evaluate_candidate,
     read_result,
     run_nao_search,
 )
+from nao_core.search_space import create_search_space
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +152,7 @@ def test_cli_method_nao_resumes(
 
 
 @pytest.mark.slow
-def test_rnn_search_scores_by_best_valid_perplexity(tmp_path: Path) -> None:
+def test_rnn_search_scores_by_best_valid_log_perplexity(tmp_path: Path) -> None:
     cfg = apply_overrides(
         get_preset("nao-search-rnn/tiny"),
         {"initial_pool": 3, "rounds": 1, "controller.new_archs": 2},
@@ -161,5 +165,21 @@ def test_rnn_search_scores_by_best_valid_perplexity(tmp_path: Path) -> None:
     assert 4 <= result.candidates <= 5
     for entry in result.pool:
         folder = tmp_path / "run" / "candidates" / f"{entry['id']:06d}"
-        ppl = json.loads((folder / "scores.json").read_text()).values()
-        assert entry["score"] == max(ppl) < 0  # -perplexity: higher is better
+        scores = json.loads((folder / "scores.json").read_text()).values()
+        assert entry["score"] == max(scores) < 0  # -log perplexity: higher is better
+        assert 1.0 < math.exp(-entry["score"]) < 1e5  # a perplexity
+
+
+def test_a_diverging_candidate_ranks_last_instead_of_failing(
+    tiny: NaoSearchConfig, tmp_path: Path
+) -> None:
+    cfg = apply_overrides(tiny, {"candidate.optim.lr_max": 1e12, "candidate.optim.grad_clip": 0.0})
+    arch = create_search_space(cfg.space).to_str(
+        create_search_space(cfg.space).sample(np.random.default_rng(0))
+    )
+    out = evaluate_candidate(cfg, arch, tmp_path / "c", device="cpu")
+    assert out.diverged
+    assert out.status == "completed"
+    assert out.score == FLOOR_ACCURACY
+    again = evaluate_candidate(cfg, arch, tmp_path / "c", device="cpu")
+    assert again == out  # recorded: a redelivered task does not train it again
