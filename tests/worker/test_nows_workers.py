@@ -210,3 +210,20 @@ def test_sweep_trains_the_top_archs_over_a_grid_and_ranks_them(
     assert {r["architecture_id"] for r in done["runs"]} == top
     after = {a["id"] for a in client.get("/architectures", params=params).json()["data"]}
     assert after == top  # the runs did not overwrite the search's scores
+
+
+def test_max_gpu_hours_ends_the_search_after_the_round_that_passes_it(
+    client, auth, pg_service, tmp_path
+) -> None:
+    worker = start_worker(pg_service, tmp_path / "g.log")
+    try:
+        body = {**SEARCH, "max_gpu_hours": 1e-9}  # the first round's candidates pass it
+        job = client.post("/searches", json=body, headers=auth).json()
+        done = _wait(client, job["url"], timeout=300)
+    finally:
+        stop(worker)
+    assert done["status"] == "succeeded", done
+    rounds = _rounds(client, job["id"])
+    assert len(rounds) == 1  # the tiny preset runs 3 rounds without the limit
+    assert done["result"]["candidates"] == rounds[0]["done"] == 6
+    assert done["result"]["gpu_hours"] > 1e-9
