@@ -5,10 +5,11 @@ from __future__ import annotations
 from api.settings import get_settings
 
 
-def enqueue(task_name: str, job_id: int) -> None:
+def enqueue(task_name: str, job_id: int, queue: str = "gpu") -> None:
+    """Send ``task_name(job_id)`` to ``queue`` (gpu or default, before the prefix)."""
     from worker.app import get_celery
 
-    get_celery().send_task(task_name, args=[job_id], queue=get_settings().queue("gpu"))
+    get_celery().send_task(task_name, args=[job_id], queue=get_settings().queue(queue))
 
 
 def broker_reachable() -> bool:

@@ -20,17 +20,44 @@ class _In(BaseModel):
 class SearchCreate(_In):
     space: str = Name
     dataset: str | None = Field(default=None, min_length=1, max_length=64)
-    preset: str = Field(default="tiny", min_length=1, max_length=64)
+    preset: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="default: tiny (cnn, rnn); nb201 (nb201 with method nao or evolution)",
+    )
     overrides: dict[str, Any] = Overrides
     seed: StrictInt | None = Seed
     budget: StrictInt | None = Field(
         default=None,
         ge=1,
-        le=10_000,
-        description="nao-ws: supernet epochs (optim.epochs); nao: candidates (max_candidates)",
+        le=15_625,
+        description="nao-ws: supernet epochs (optim.epochs, <= 10000); nao on cnn/rnn: "
+        "candidates (max_candidates, <= 10000); nb201: table queries (default 150, <= 15625)",
     )
-    method: Literal["nao-ws", "nao"] = Field(
-        default="nao-ws", description="nao-ws: weight sharing; nao: every candidate trained"
+    method: Literal["nao-ws", "nao", "random", "evolution"] | None = Field(
+        default=None,
+        description="cnn, rnn: nao-ws (default, weight sharing) or nao (every candidate "
+        "trained); nb201: nao (default), random or evolution over the tabular file",
+    )
+    table: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="nb201: the name of a table under the data directory (default nb201)",
+    )
+    signal: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="nb201: the column searched on (default c10_valid_acc_200ep)",
+    )
+    report: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="nb201: the column reported for the best arch (default c10_test_acc_200ep)",
     )
     max_parallel: StrictInt | None = Field(
         default=None, ge=1, le=4096, description="nao: candidates queued or running at once"

@@ -39,7 +39,7 @@ TASKS = {
 
 # Spaces nao_core can run end to end today: the weight-sharing search has a supernet only for
 # "cnn" (``nao_core.evaluator.supernet.create_supernet_evaluator``) and final training builds
-# CNNs. nb201 is searched on its tabular file (``nao bench nb201``), rnn is still to land.
+# CNNs and LMs. nb201 is searched on its tabular file (``api.tabular``, routed first).
 SEARCH_SPACES = ("cnn", "rnn")
 TRAIN_SPACES = ("cnn", "cnn-large", "rnn")
 # Preset families per space ("rnn" reads search-rnn/NAME, train-rnn/NAME; nao_core.presets).
@@ -117,7 +117,27 @@ def _check_override_keys(overrides: dict[str, Any], reserved: set[str]) -> None:
             raise InvalidInput(f"overrides.{key}", "set by its own field of the request")
 
 
+MAX_TRAINING_BUDGET = 10_000  # supernet epochs or trained candidates
+
+
 def create_search(session: Session, body: SearchCreate) -> Job:
+    _check_space(body.space)
+    from api import tabular
+
+    if body.space in tabular.TABULAR_SPACES:  # before method "nao": NAO over the table
+        return tabular.create_tabular_search(session, body)
+    if body.method not in (None, "nao-ws", "nao"):
+        raise InvalidInput(
+            "method", f"space {body.space!r} is searched with nao-ws or nao, not {body.method!r}"
+        )
+    for field in ("table", "signal", "report"):
+        if getattr(body, field) is not None:
+            raise InvalidInput(field, f"only used by tabular spaces ({tabular.TABULAR_SPACES[0]})")
+    if body.budget is not None and body.budget > MAX_TRAINING_BUDGET:
+        raise InvalidInput("budget", f"must be <= {MAX_TRAINING_BUDGET} for space {body.space!r}")
+    body = body.model_copy(
+        update={"method": body.method or "nao-ws", "preset": body.preset or "tiny"}
+    )
     if body.method == "nao":
         from api import nows
 
@@ -214,12 +234,21 @@ def create_evaluation(session: Session, body: EvaluationCreate) -> Job:
     return _submit(session, job)
 
 
-def _submit(session: Session, job: Job, task: str | None = None) -> Job:
+def task_route(kind: str, config: dict[str, Any] | None) -> tuple[str, str]:
+    """The task that runs a job of ``kind`` with ``config``, and its queue (gpu, default)."""
+    if kind == JobKind.SEARCH and (config or {}).get("method") == "tabular":
+        from api import tabular
+
+        return tabular.TASK, tabular.QUEUE
+    return TASKS[JobKind(kind)], "gpu"
+
+
+def _submit(session: Session, job: Job, task: str | None = None, queue_name: str = "gpu") -> Job:
     """Commit the job, then enqueue it: a worker never sees an uncommitted id."""
     session.add(job)
     session.commit()
     try:
-        queue.enqueue(task or TASKS[JobKind(job.kind)], job.id)
+        queue.enqueue(task or TASKS[JobKind(job.kind)], job.id, queue_name)
     except Exception as exc:  # broker down: the job must not stay queued forever
         repository.update_job(
             session,

@@ -33,7 +33,8 @@ def create_celery(settings: ApiSettings) -> Celery:
         task_ignore_result=True,
         task_queues=[Queue(gpu), Queue(default)],
         task_default_queue=default,
-        task_routes={"nao.*": {"queue": gpu}},
+        # Tabular searches are CPU work; an exact name wins over the pattern.
+        task_routes={"nao.search.tabular": {"queue": default}, "nao.*": {"queue": gpu}},
         broker_transport_options=_transport_options(settings),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,

@@ -32,8 +32,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api import queue, repository
 from api.db import session_factory, session_scope
-from api.models import Job, JobKind, utcnow
-from api.services import TASKS
+from api.models import Job, utcnow
+from api.services import task_route
 from api.settings import get_settings
 from worker.settings import get_worker_settings
 
@@ -64,15 +64,16 @@ def requeue_stale_jobs() -> list[int]:
     """Re-queue the running jobs whose worker is gone; returns their ids."""
     factory = session_factory(get_settings().resolved_database_url())
     before = utcnow() - timedelta(seconds=get_worker_settings().stale_after_s)
-    requeued: list[tuple[int, str]] = []
+    requeued: list[tuple[int, tuple[str, str]]] = []
     with session_scope(factory) as s:
         if cancelled := repository.cancel_stale(s, before):
             logger.warning("%d cancelling job(s) lost their worker; marked cancelled", cancelled)
         for job_id, kind in repository.stale_jobs(s, before):
             if repository.requeue_if_stale(s, job_id, before):
-                requeued.append((job_id, kind))
-    for job_id, kind in requeued:  # after the commit: a worker never sees a running row
-        queue.enqueue(TASKS[JobKind(kind)], job_id)
+                job = repository.get_job(s, job_id)
+                requeued.append((job_id, task_route(kind, job.config if job else None)))
+    for job_id, (task, queue_name) in requeued:  # after the commit: no worker sees it running
+        queue.enqueue(task, job_id, queue_name)
         logger.warning("job=%d its worker is gone (no heartbeat); re-queued", job_id)
     return [job_id for job_id, _ in requeued]
 

@@ -283,3 +283,6 @@ def _evaluate(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
 
 # Searches without weight sharing (issue #6): their tasks live in worker.nows.
 from worker import nows as _nows  # noqa: E402, F401
+
+# Searches over a tabulated benchmark (nb201): worker.tabular.
+from worker import tabular as _tabular  # noqa: E402, F401

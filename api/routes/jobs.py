@@ -38,7 +38,7 @@ def _load(session: Session, job_id: int, kind: JobKind | None) -> Job:
 def _public(session: Session, job: Job) -> JobPublic:
     best = None
     if job.kind == JobKind.SEARCH:
-        for source in ("trained", "supernet"):
+        for source in ("trained", "supernet", "tabular"):
             rows = repository.top_architectures(session, order_by=source, limit=1, job_id=job.id)
             if rows:
                 best = rows[0]

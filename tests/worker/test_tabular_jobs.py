@@ -1,0 +1,150 @@
+"""Searches over the NAS-Bench-201 table through a real Celery worker on Postgres + Redis:
+every queried architecture is a row scored by the table, ranked by ``order_by=tabular``; a
+re-run of the same job adds no rows; cancellation stops a running search."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from service_fixtures import start_worker, stop, wait_for
+
+pytestmark = [pytest.mark.db]
+
+FINISHED = {"succeeded", "failed", "cancelled"}
+EVOLUTION = {"space": "nb201", "method": "evolution", "budget": 30, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def table(nb201_table: Path) -> dict[str, dict[str, float]]:
+    with gzip.open(nb201_table, "rt", newline="") as f:
+        return {
+            r["arch_str"]: {k: float(v) for k, v in r.items() if k.endswith("acc_200ep")}
+            for r in csv.DictReader(f)
+        }
+
+
+@pytest.fixture(scope="module")
+def worker(pg_service: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    proc = start_worker(pg_service, tmp_path_factory.mktemp("logs") / "worker.log")
+    yield proc
+    stop(proc)
+
+
+def _wait(client: Any, url: str, timeout: float = 120) -> dict[str, Any]:
+    return wait_for(
+        lambda: (j := client.get(url).json())["status"] in FINISHED and j, timeout, url, 0.25
+    )
+
+
+def _archs(client: Any, job_id: int) -> list[dict[str, Any]]:
+    params = {"top": 1000, "search": job_id, "order_by": "tabular"}
+    return client.get("/architectures", params=params).json()["data"]
+
+
+def test_a_lost_tabular_search_is_requeued_on_its_own_task(client, auth, pg_service) -> None:
+    """Runs before the worker starts: the reaper re-sends the tabular task to the CPU queue."""
+    import json
+    from datetime import timedelta
+
+    import redis
+    from sqlalchemy import update
+
+    from api.db import session_factory, session_scope
+    from api.models import Job, JobStatus, utcnow
+    from worker.recovery import requeue_stale_jobs
+
+    job = client.post("/searches", json=EVOLUTION, headers=auth).json()
+    with session_scope(session_factory(pg_service["NAO_DATABASE_URL"])) as s:
+        old = utcnow() - timedelta(hours=1)
+        s.execute(
+            update(Job)
+            .where(Job.id == job["id"])
+            .values(status=JobStatus.RUNNING, worker="gone:1", heartbeat_at=old, updated_at=old)
+        )
+    assert job["id"] in requeue_stale_jobs()
+    broker = redis.Redis.from_url(pg_service["NAO_BROKER_URL"])
+    queued = broker.lrange(pg_service["NAO_QUEUE_PREFIX"] + "default", 0, -1)
+    sent = [json.loads(m)["headers"] for m in queued]
+    mine = [h for h in sent if h["argsrepr"] == f"[{job['id']}]"]
+    assert [h["task"] for h in mine] == ["nao.search.tabular"] * 2
+
+
+def test_evolution_search_records_every_query(client, auth, worker, table) -> None:
+    job = client.post("/searches", json=EVOLUTION, headers=auth).json()
+    done = _wait(client, job["url"])
+    assert done["status"] == "succeeded", done
+    assert done["current"] == done["total"] == 30
+    assert done["progress"] == 1.0
+    rows = _archs(client, job["id"])
+    assert len(rows) == 30
+    assert len({r["canonical_hash"] for r in rows}) == 30
+    signal = "c10_valid_acc_200ep"
+    for r in rows:
+        assert r["space"] == "nb201"
+        assert r["dataset"] == "cifar10"
+        assert r["scores"]["tabular"] == pytest.approx(table[r["arch"]][signal])
+    top = client.get(
+        "/architectures", params={"top": 10, "search": job["id"], "order_by": "tabular"}
+    ).json()["data"]
+    assert [r["id"] for r in top] == [r["id"] for r in rows[:10]]
+    scores = [r["scores"]["tabular"] for r in top]
+    assert scores == sorted(scores, reverse=True)
+    best = done["result"]["best"]
+    assert done["result"]["method"] == "evolution"
+    assert done["result"]["queries"] == 30
+    assert best["arch"] == top[0]["arch"]
+    assert best["architecture_id"] == top[0]["id"]
+    assert best["signal"] == pytest.approx(table[best["arch"]][signal])
+    assert best["report"] == pytest.approx(table[best["arch"]]["c10_test_acc_200ep"])
+    assert done["best"]["id"] == top[0]["id"]  # GET /searches/{id} shows the best so far
+    metrics = client.get(f"/jobs/{job['id']}/metrics", params={"name": "best_signal"}).json()
+    series = [(m["step"], m["value"]) for m in metrics["data"]]
+    assert series[-1] == (30, pytest.approx(best["signal"]))
+    assert [v for _, v in series] == sorted(v for _, v in series)
+
+
+def test_a_rerun_adds_no_rows(client, auth, pg_service, worker) -> None:
+    """A re-delivered task runs the search again from its seed: the same rows, no more."""
+    from api import repository
+    from api.db import session_factory
+    from worker.tabular import _search
+
+    job = _wait(client, client.post("/searches", json=EVOLUTION, headers=auth).json()["url"])
+    first = _archs(client, job["id"])
+    with session_factory(pg_service["NAO_DATABASE_URL"])() as s:
+        row = repository.get_job(s, job["id"])
+        s.expunge(row)
+    status, result = _search(row)
+    assert status == "succeeded"
+    assert result == job["result"]
+    again = _archs(client, job["id"])
+    assert [(a["id"], a["arch"]) for a in again] == [(a["id"], a["arch"]) for a in first]
+
+
+def test_nao_search_over_the_table(client, auth, worker, table) -> None:
+    body = {"space": "nb201", "method": "nao", "budget": 15, "seed": 0}
+    done = _wait(client, client.post("/searches", json=body, headers=auth).json()["url"], 300)
+    assert done["status"] == "succeeded", done
+    assert done["result"]["method"] == "nao"
+    assert done["result"]["queries"] == 15
+    rows = _archs(client, done["id"])
+    assert len(rows) == 15
+    assert rows[0]["arch"] == done["result"]["best"]["arch"]
+    assert rows[0]["scores"]["tabular"] == pytest.approx(
+        table[rows[0]["arch"]]["c10_valid_acc_200ep"]
+    )
+
+
+def test_cancel_stops_a_running_search(client, auth, worker) -> None:
+    body = {"space": "nb201", "method": "random", "budget": 15625, "seed": 1}
+    job = client.post("/searches", json=body, headers=auth).json()
+    wait_for(lambda: client.get(job["url"]).json()["current"] > 0, 60, "first queries", 0.05)
+    assert client.post(f"/searches/{job['id']}/cancel", headers=auth).status_code == 200
+    done = _wait(client, job["url"])
+    assert done["status"] == "cancelled", done
+    assert 0 < len(_archs(client, job["id"])) < 15625

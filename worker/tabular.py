@@ -1,0 +1,164 @@
+"""``nao.search.tabular(job_id)``: NAO, random search or evolution over a tabulated benchmark.
+
+The job's config (``api.tabular``) names the table, the strategy, the signal and report
+columns, the query budget and the seed. The strategy (``nao_core.search.strategies``) queries
+a ``TabularEvaluator`` through ``_Recorder``, which every ``FLUSH_EVERY`` queries (or
+``progress_interval_s``) upserts the queried architectures (``score_tabular`` = the signal),
+records the ``best_signal`` series (step = queries), updates progress and reads the job's
+status, stopping the search once it is ``cancelling``.
+
+A run is deterministic from its seed, so a re-delivered task simply runs again: rows are
+upserts by (job, canonical hash) and metrics by (job, name, step), nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from celery import Task
+from celery.utils.log import get_task_logger
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import repository
+from api.db import session_scope
+from api.models import Job, JobStatus
+from api.settings import get_settings
+from api.tabular import TABLES, TASK, table_path
+from worker.app import celery_app
+from worker.settings import get_worker_settings
+from worker.tasks import JobTask, _factory, _run
+
+logger = get_task_logger(__name__)
+
+FLUSH_EVERY = 25  # queries between writes (and status checks)
+_EVALUATORS: dict[tuple[str, str], Any] = {}  # one parse of a table per worker process
+
+
+class _Stopped(Exception):
+    """The job was cancelled: unwinds the strategy."""
+
+
+def _evaluator(name: str, signal: str) -> Any:
+    from nao_core.evaluator.tabular import TabularEvaluator
+    from nao_core.search_space import create_search_space
+
+    path = table_path(name, get_settings().data_dir)
+    if path is None:
+        raise FileNotFoundError(f"table {name!r}: NAO_DATA_DIR is not set")
+    key = (str(path), signal)
+    if key not in _EVALUATORS:
+        _EVALUATORS[key] = TabularEvaluator(path, create_search_space(TABLES[name].space), signal)
+    return _EVALUATORS[key]
+
+
+class _Recorder:
+    """An evaluator over the table that writes what the strategy queries as it goes."""
+
+    def __init__(
+        self, inner: Any, factory: sessionmaker[Session], job_id: int, budget: int
+    ) -> None:
+        self.inner, self.space = inner, inner.space
+        self.factory, self.job_id, self.budget = factory, job_id, budget
+        self.interval_s = get_worker_settings().progress_interval_s
+        self.queries = 0
+        self.best: tuple[float, Any] | None = None
+        self._rows: list[dict[str, Any]] = []
+        self._metrics: dict[int, float] = {}
+        self._last = time.monotonic()
+
+    def evaluate(self, arch: Any) -> float:
+        score = float(self.inner.evaluate(arch))
+        self.queries += 1
+        self._rows.append(
+            {
+                "arch": self.space.to_str(arch),
+                "canonical_hash": self.space.canonical_hash(arch),
+                "pool_id": self.queries,
+                "round": 0,
+                "score_tabular": score,
+            }
+        )
+        if self.best is None or score > self.best[0]:
+            self.best = (score, arch)
+            self._metrics[self.queries] = score
+        due = len(self._rows) >= FLUSH_EVERY or time.monotonic() - self._last >= self.interval_s
+        if due or self.queries >= self.budget:
+            self.flush()
+        return score
+
+    def flush(self) -> None:
+        """Write the pending rows, the best-so-far series and progress; stop if cancelling."""
+        self._last = time.monotonic()
+        if self.best is not None:
+            self._metrics[self.queries] = self.best[0]
+        with session_scope(self.factory) as s:
+            job = repository.get_job(s, self.job_id)
+            assert job is not None
+            if self._rows:
+                repository.upsert_architectures(s, job, self._rows)
+            for step, value in self._metrics.items():
+                repository.record_metrics(s, self.job_id, step, {"best_signal": value})
+            progress = min(self.queries / max(self.budget, 1), 1.0) * 0.99
+            repository.update_job(
+                s, self.job_id, current=self.queries, total=self.budget, progress=progress
+            )
+            status = job.status
+        self._rows, self._metrics = [], {}
+        if status in (JobStatus.CANCELLING, JobStatus.CANCELLED):
+            raise _Stopped
+
+
+def _strategy_config(method: str, data: dict[str, Any] | None) -> Any:
+    from nao_core.config import from_dict
+    from nao_core.search.strategies import EvolutionConfig, NaoConfig
+
+    cls = {"nao": NaoConfig, "evolution": EvolutionConfig}.get(method)
+    return None if cls is None or data is None else from_dict(cls, data)
+
+
+def _search(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
+    from nao_core.search.strategies import create_strategy
+
+    cfg = job.config
+    method, budget, seed = cfg["strategy"], int(cfg["budget"]), int(cfg["seed"])
+    table = _evaluator(cfg["table"], cfg["signal"])
+    table.check_column(cfg["report"])
+    factory = _factory()
+    with session_scope(factory) as s:
+        repository.update_job(s, job.id, phase="queries", total=budget, current=0)
+    recorder = _Recorder(table, factory, job.id, budget)
+    strategy = create_strategy(method)
+    try:
+        oracle = strategy(recorder, budget, seed, _strategy_config(method, cfg["strategy_config"]))
+    except _Stopped:
+        logger.info("job=%d cancelled after %d queries", job.id, recorder.queries)
+        return JobStatus.CANCELLED, None
+    recorder.flush()
+    if recorder.best is None:
+        raise RuntimeError("the search queried no architecture")
+    signal, arch = recorder.best
+    space = table.space
+    with _factory()() as s:
+        row = repository.find_architecture(s, job.id, space.canonical_hash(arch))
+        best_id = row.id if row else None
+    result = {
+        "method": method,
+        "table": cfg["table"],
+        "queries": oracle.used,
+        "signal": cfg["signal"],
+        "report": cfg["report"],
+        "best": {
+            "architecture_id": best_id,
+            "arch": space.to_str(arch),
+            "signal": signal,
+            "report": table.metric(arch, cfg["report"]),
+        },
+        "optimum": {"signal": table.best(cfg["signal"]), "report": table.best(cfg["report"])},
+    }
+    return JobStatus.SUCCEEDED, result
+
+
+@celery_app.task(name=TASK, base=JobTask, bind=True)
+def run_tabular_search(self: Task, job_id: int) -> str:
+    return _run(job_id, _search)
