@@ -50,8 +50,12 @@ def _url(env: dict[str, str]) -> str:
 def test_a_fresh_heartbeat_keeps_the_job_a_stale_one_requeues_it(embedded, monkeypatch) -> None:
     from worker import recovery
 
-    sent: list[tuple[str, int]] = []
-    monkeypatch.setattr(recovery.queue, "enqueue", lambda name, job_id: sent.append((name, job_id)))
+    sent: list[tuple[str, int, str]] = []
+
+    def enqueue(name: str, job_id: int, queue: str = "gpu") -> None:
+        sent.append((name, job_id, queue))
+
+    monkeypatch.setattr(recovery.queue, "enqueue", enqueue)
     factory = session_factory(_url(embedded))
     with session_scope(factory) as s:
         fresh = make_job(s, status=JobStatus.RUNNING, worker="a:1", heartbeat_at=utcnow())
@@ -61,7 +65,7 @@ def test_a_fresh_heartbeat_keeps_the_job_a_stale_one_requeues_it(embedded, monke
         stopping = make_job(s, status=JobStatus.CANCELLING, worker="b:2", heartbeat_at=old)
         ids = fresh.id, lost.id, done.id, stopping.id
     assert recovery.requeue_stale_jobs() == [ids[1]]
-    assert sent == [("nao.search.run", ids[1])]
+    assert sent == [("nao.search.run", ids[1], "gpu")]
     assert recovery.requeue_stale_jobs() == []  # once: it is queued now
     with factory() as s:
         rows = {j.id: j for j in s.query(Job)}
