@@ -4,6 +4,7 @@ worker processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -140,3 +141,21 @@ def isolated_service(home: Path, **settings: str) -> Iterator[dict[str, str]]:
         ) as env:
             yield env
         clear_redis_prefix(prefix)
+
+
+def assert_rounds_recorded_once(client: Any, job_id: int, storage_dir: str, rounds: int) -> None:
+    """A finished NAO-WS search recorded each of its ``rounds`` exactly once: one pool_best
+    point per round, and one architecture row per arch its pool files ever held."""
+    metrics = client.get(f"/jobs/{job_id}/metrics", params={"name": "pool_best"}).json()
+    assert [m["step"] for m in metrics["data"]] == list(range(1, rounds + 1))
+    run_dir = Path(storage_dir) / "jobs" / str(job_id) / "search"
+    seen = {
+        e["arch"]
+        for r in range(1, rounds + 1)
+        for e in json.loads((run_dir / f"pool_round{r}.json").read_text())
+    }
+    rows = client.get(
+        "/architectures", params={"top": 1000, "search": job_id, "order_by": "supernet"}
+    ).json()["data"]
+    assert {a["arch"] for a in rows} == seen
+    assert len(rows) == len(seen)

@@ -4,13 +4,12 @@ exact resume, RNN configs, presets and named cells."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from core_helpers import StopAfter, one_thread
 
 from nao_core.config import (
     RnnSearchConfig,
@@ -35,27 +34,6 @@ PTB = DATA / "ptb"
 EPOCHS = 4  # eval every 2: rounds at 2 and 4, one controller round
 
 pytestmark = pytest.mark.skipif(not PTB.is_dir(), reason=f"PTB not found at {PTB}")
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-class StopAfter(NullCallback):
-    def __init__(self, epoch: int) -> None:
-        self.epoch, self.stop_at = 0, epoch
-
-    def on_epoch_end(self, epoch, metrics) -> None:
-        self.epoch = epoch
-
-    def should_stop(self) -> bool:
-        return self.epoch >= self.stop_at
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from core_helpers import StopAfter
 
 from nao_core.cli import main
 from nao_core.config import apply_overrides
-from nao_core.engine import NullCallback
 from nao_core.engine.checkpoint import load_checkpoint
 from nao_core.errors import InvalidConfig
 from nao_core.presets import train_preset
@@ -34,17 +34,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-class StopAfter(NullCallback):
-    def __init__(self, epoch: int) -> None:
-        self.epoch, self.stop_at = 0, epoch
-
-    def on_epoch_end(self, epoch, metrics) -> None:
-        self.epoch = epoch
-
-    def should_stop(self) -> bool:
-        return self.epoch >= self.stop_at
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,10 @@ import json
 
 import pytest
 import torch
+from core_helpers import StopAfter
 
 from nao_core.config import SearchConfig, TrainConfig, apply_overrides, from_dict, to_dict
-from nao_core.engine import NullCallback, load_checkpoint
+from nao_core.engine import load_checkpoint
 from nao_core.errors import InvalidConfig, UnknownName
 from nao_core.models import CnnNetwork, count_parameters
 from nao_core.presets import get_preset, list_presets
@@ -20,17 +21,6 @@ from nao_core.train import evaluate_checkpoint, load_model, run_train
 @pytest.fixture(autouse=True)
 def _one_thread():
     torch.set_num_threads(1)  # tiny ops on a busy machine: see test_ws_search.one_thread
-
-
-class StopAfter(NullCallback):
-    def __init__(self, epoch: int) -> None:
-        self.at, self.epoch = epoch, 0
-
-    def on_epoch_end(self, epoch, metrics) -> None:
-        self.epoch = epoch
-
-    def should_stop(self) -> bool:
-        return self.epoch >= self.at
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from core_helpers import one_thread
 
 from nao_core.config import SearchConfig, apply_overrides
 from nao_core.engine import NullCallback
@@ -20,18 +19,6 @@ from nao_core.search.ws import SearchResult, run_search
 from nao_core.search_space import create_search_space
 
 EPOCHS = 6  # eval every 2: rounds at 2, 4, 6 and controller rounds after 2 and 4
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    # Module fixtures run before the function-scoped thread setting of conftest; tiny ops on
-    # a busy 2-core machine are many times faster on one thread than on two.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class Recorder(NullCallback):

@@ -7,7 +7,6 @@ it back to ``queued`` and enqueues it, and the task resumes from the job's check
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -16,7 +15,13 @@ from typing import Any
 
 import pytest
 from factories import make_job
-from service_fixtures import service_env, start_worker, stop, wait_for
+from service_fixtures import (
+    assert_rounds_recorded_once,
+    service_env,
+    start_worker,
+    stop,
+    wait_for,
+)
 
 from api.db import session_factory, session_scope
 from api.migrate import upgrade
@@ -112,16 +117,4 @@ def test_kill_9_of_the_embedded_worker_mid_search_then_a_fresh_one_finishes(
         assert done["status"] == "succeeded", done
         assert done["attempts"] >= 2
         assert done["rounds"] == 4
-        metrics = client.get(f"/jobs/{job['id']}/metrics", params={"name": "pool_best"}).json()
-        assert [m["step"] for m in metrics["data"]] == [1, 2, 3, 4]
-        run_dir = Path(embedded["NAO_STORAGE_DIR"]) / "jobs" / str(job["id"]) / "search"
-        seen = {
-            e["arch"]
-            for r in range(1, 5)
-            for e in json.loads((run_dir / f"pool_round{r}.json").read_text())
-        }
-        rows = client.get(
-            "/architectures", params={"top": 1000, "search": job["id"], "order_by": "supernet"}
-        ).json()["data"]
-        assert {a["arch"] for a in rows} == seen
-        assert len(rows) == len(seen)
+        assert_rounds_recorded_once(client, job["id"], embedded["NAO_STORAGE_DIR"], rounds=4)

@@ -4,13 +4,12 @@ cancellation, and kill -9 of a worker mid-search followed by a fresh worker fini
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from service_fixtures import start_worker, stop, wait_for
+from service_fixtures import assert_rounds_recorded_once, start_worker, stop, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.db]
 
@@ -102,16 +101,4 @@ def test_kill_9_mid_search_then_a_fresh_worker_finishes(
         stop(second)
     assert done["attempts"] >= 2
     assert done["rounds"] == 4
-    metrics = client.get(f"/jobs/{job['id']}/metrics", params={"name": "pool_best"}).json()
-    assert [m["step"] for m in metrics["data"]] == [1, 2, 3, 4]
-    run_dir = Path(pg_service["NAO_STORAGE_DIR"]) / "jobs" / str(job["id"]) / "search"
-    seen = {
-        e["arch"]
-        for r in range(1, 5)
-        for e in json.loads((run_dir / f"pool_round{r}.json").read_text())
-    }
-    rows = client.get(
-        "/architectures", params={"top": 1000, "search": job["id"], "order_by": "supernet"}
-    ).json()["data"]
-    assert {a["arch"] for a in rows} == seen
-    assert len(rows) == len(seen)
+    assert_rounds_recorded_once(client, job["id"], pg_service["NAO_STORAGE_DIR"], rounds=4)
