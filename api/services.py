@@ -268,6 +268,11 @@ def cancel_job(session: Session, job_id: int) -> Job:
     job = repository.get_job(session, job_id, lock=True)
     if job is None:
         raise NotFound(f"job {job_id} not found")
+    if job.kind == JobKind.SWEEP:  # no worker runs a sweep: cancel its runs instead
+        from api import sweeps
+
+        session.rollback()
+        return sweeps.cancel_sweep(session, job_id)
     if repository.is_finished(job.status):
         raise Conflict(f"job {job_id} is already {job.status}")
     if job.status == JobStatus.QUEUED:

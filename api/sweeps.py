@@ -6,7 +6,9 @@ by supernet score) and a small grid of ``TrainConfig`` overrides, validates ever
 against the training preset, and creates one ordinary training job per (architecture, point):
 each runs, resumes and cancels like any ``POST /trainings`` job. The sweep itself is a job row
 of kind ``sweep`` that no worker runs: it records its runs, and reading it ranks them by
-accuracy and settles its status once every run has finished.
+accuracy and settles its status once every run has finished. Cancelling the sweep cancels
+every run not yet finished (queued ones at once, running ones at their next epoch) and the
+sweep itself at once: no worker would ever settle a ``cancelling`` sweep.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import repository
-from api.errors import InvalidInput, NotFound
+from api.errors import Conflict, InvalidInput, NotFound
 from api.models import FINISHED, Architecture, Job, JobKind, JobStatus, utcnow
 from api.schemas import SweepCreate, SweepPublic, SweepRunPublic, TrainingCreate
 
@@ -139,3 +141,28 @@ def get_sweep(session: Session, sweep_id: int) -> SweepPublic:
         runs=runs,
         best=runs[0] if runs and runs[0].rank else None,
     )
+
+
+def cancel_sweep(session: Session, sweep_id: int) -> Job:
+    """Cancel every unfinished run of the sweep, then the sweep; finished runs keep results."""
+    from api import services
+
+    sweep = repository.get_job(session, sweep_id, lock=True)
+    if sweep is None or sweep.kind != JobKind.SWEEP:
+        raise NotFound(f"sweep {sweep_id} not found")
+    if repository.is_finished(sweep.status):
+        raise Conflict(f"sweep {sweep_id} is already {sweep.status}")
+    ids = [r["job_id"] for r in sweep.config["runs"]]
+    # Lock order sweep -> runs (by id), so two cancels of one sweep cannot deadlock.
+    runs = session.scalars(select(Job).where(Job.id.in_(ids)).order_by(Job.id).with_for_update())
+    pending = [j.id for j in runs if not repository.is_finished(j.status)]
+    sweep.status, sweep.finished_at = JobStatus.CANCELLED, utcnow()
+    sweep.result = {"best": None, "runs": len(ids), "cancelled_runs": len(pending)}
+    session.commit()  # the sweep is settled before any run is touched
+    for job_id in pending:
+        try:
+            services.cancel_job(session, job_id)
+        except Conflict:  # the run finished between the two transactions
+            session.rollback()
+    session.refresh(sweep)
+    return sweep

@@ -24,3 +24,10 @@ def create_sweep(
 def get_sweep(sweep_id: int, session: SessionDep) -> SweepPublic:
     """The runs ranked by accuracy, best first (unfinished runs last)."""
     return sweeps.get_sweep(session, sweep_id)
+
+
+@router.post("/sweeps/{sweep_id}/cancel", tags=["sweeps"])
+def cancel_sweep(sweep_id: int, session: SessionDep, _t: TokenDep) -> SweepPublic:
+    """Cancel every run not yet finished; finished runs keep their results and ranks."""
+    sweeps.cancel_sweep(session, sweep_id)
+    return sweeps.get_sweep(session, sweep_id)
