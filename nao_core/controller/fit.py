@@ -9,6 +9,7 @@ Python work per sample.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -84,15 +85,44 @@ def pairwise_rank_loss(
 
 
 def use_bf16(precision: str) -> bool:
-    """bf16 autocast for controller training: only when asked for.
+    """bf16 autocast for controller training: only when asked for and the CPU can run it.
 
     ``"auto"`` is fp32. On AMX CPUs bf16 gradients make the decoder converge more slowly: with
     the few hundred steps of a small round (a pool of 100 at batch 100 for 200 epochs) greedy
     reconstruction stays far off (Hamming ~17 of 40 tokens, fp32: 0), so the proposals are
     close to random; at the paper's 600 x 1000 epochs both fit alike. bf16 saves a third of
     an epoch's time, which is a rounding error next to the supernet, so quality wins.
+
+    On CPUs without AVX-512 (AVX2-only machines) oneDNN has no bf16 LSTM at all; a request
+    for bf16 there trains in fp32 with a warning instead of failing the search, since one
+    search config may run on any worker of a mixed fleet.
     """
-    return precision == "bf16"
+    if precision != "bf16":
+        return False
+    if not cpu_bf16_lstm_supported():
+        global _warned_no_bf16
+        if not _warned_no_bf16:
+            logger.warning("controller.precision=bf16: this CPU has no bf16 LSTM; using fp32")
+            _warned_no_bf16 = True
+        return False
+    return True
+
+
+_warned_no_bf16 = False
+
+
+@functools.cache
+def cpu_bf16_lstm_supported() -> bool:
+    """Whether a bf16-autocast LSTM runs forward and backward on this CPU (probed once)."""
+    lstm = torch.nn.LSTM(8, 8, batch_first=True)
+    x = torch.zeros(2, 3, 8)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = lstm(x)
+        out.float().sum().backward()
+    except RuntimeError:
+        return False
+    return True
 
 
 def fit_controller(

@@ -69,6 +69,10 @@ def test_augment_permutes_only_symmetric_branches() -> None:
 def test_predictor_and_decoder_fit_a_small_set(precision: str) -> None:
     # bf16 gradients converge more slowly on this tiny set: at 200 epochs the decoder's NLL is
     # 0.18 on AMX CPUs (greedy reconstruction still off), at 400 it reconstructs exactly.
+    from nao_core.controller.fit import cpu_bf16_lstm_supported
+
+    if precision == "bf16" and not cpu_bf16_lstm_supported():
+        pytest.skip("this CPU has no bf16 LSTM (AVX2 only); the fit falls back to fp32")
     epochs = 400 if precision == "bf16" else 200
     space, ctrl = make(
         "cnn", epochs=epochs, batch_size=8, precision=precision, mlp_dropout=0.0, swap_augment=False
@@ -162,8 +166,22 @@ def test_pairwise_rank_loss_prefers_the_right_order() -> None:
 
 
 def test_auto_precision_trains_the_controller_in_fp32() -> None:
-    from nao_core.controller.fit import use_bf16
+    from nao_core.controller.fit import cpu_bf16_lstm_supported, use_bf16
 
     assert not use_bf16("auto")  # bf16 only on request: short fits converge worse under it
-    assert use_bf16("bf16")
+    assert use_bf16("bf16") == cpu_bf16_lstm_supported()  # fp32 where the CPU has no bf16
     assert not use_bf16("fp32")
+
+
+def test_bf16_request_trains_in_fp32_where_the_cpu_cannot() -> None:
+    from nao_core.controller.fit import cpu_bf16_lstm_supported
+
+    if cpu_bf16_lstm_supported():
+        pytest.skip("this CPU runs bf16 LSTMs")
+    space, ctrl = make("cnn", epochs=2, batch_size=8, precision="bf16")
+    archs = space.sample_many(np.random.default_rng(5), 16)
+    tokens = torch.tensor([space.encode(a) for a in archs])
+    report, _ = fit_controller(
+        ctrl, tokens, np.arange(16.0), generator=torch.Generator().manual_seed(0)
+    )
+    assert np.isfinite(report.loss)
