@@ -14,6 +14,7 @@ of machine (issue #2); that figure is printed beside ours for reference.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -44,6 +45,33 @@ def synthetic_pool(n: int, seed: int) -> tuple[list[Any], np.ndarray]:
     tokens = np.array([space.encode(a) for a in archs])
     scores = table[np.arange(space.length), tokens].sum(axis=1) + rng.normal(scale=0.5, size=n)
     return archs, scores
+
+
+def epoch_gflop(cfg: ControllerConfig, length: int, vocab: int, group: int, pool: int) -> float:
+    """Matmul work of one training epoch in GFLOP (forward + backward = 3x forward).
+
+    Encoder: T = L/group steps, input group*V (the folded one-hot), hidden H; decoder: L steps,
+    input V; both with 4H gates. Readout per decoder step: attention keys on the T memory
+    steps, scores and context (bmm), W_out on [context; h], classifier. Predictor MLP. This
+    is the floor any implementation of the same model and batch must compute.
+    """
+    H, B, T = cfg.hidden_size, pool, length // group
+    lstm = 2 * B * 4 * H * (T * (group * vocab + H) + length * (vocab + H))
+    readout = 2 * B * (T * H * H + 2 * length * T * H + length * 2 * H * H + length * H * vocab)
+    widths = [H] + [cfg.mlp_hidden_size] * cfg.mlp_layers + [1]
+    mlp = 2 * B * sum(a * b for a, b in itertools.pairwise(widths))
+    return 3 * (lstm + readout + mlp) / 1e9
+
+
+def gemm_peak_gflops(size: int = 1024, reps: int = 20) -> float:
+    """This CPU's fp32 matmul rate at the current thread count: the best of ``reps`` runs."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
 
 
 def _baseline_fit(
@@ -125,7 +153,12 @@ def run(epochs: int, baseline_epochs: int, threads: int, seed: int = 0) -> dict[
             "seconds_per_epoch": ref_report.seconds / epochs,
         }
     pa, hd = evaluate_controller(ours, tokens, target)
+    gflop = epoch_gflop(cfg, space.length, space.vocab_size, space.group, len(archs))
     return {
+        "gflop_per_epoch": round(gflop, 2),
+        "achieved_gflops": round(gflop / ours_spe, 1),
+        "gemm_peak_gflops_fp32": round(gemm_peak_gflops(), 1),
+        "needed_gflops_for_5x_authors": round(gflop / (AUTHORS_SECONDS_PER_EPOCH / 5), 1),
         "threads": threads,
         "epochs": epochs,
         "pool": len(archs),
@@ -162,6 +195,11 @@ def main(args: Any) -> int:
     print(
         "  one round (1000 epochs + generate), projected: "
         f"{out['seconds_per_round_projected']:.1f} s"
+    )
+    print(
+        f"  work {out['gflop_per_epoch']:.1f} GFLOP/epoch: ours {out['achieved_gflops']:.0f} "
+        f"GFLOP/s; this CPU's fp32 matmul peak {out['gemm_peak_gflops_fp32']:.0f} GFLOP/s; "
+        f"5x the authors needs {out['needed_gflops_for_5x_authors']:.0f} GFLOP/s"
     )
     f = out["fit"]
     print(
