@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from service_fixtures import isolated_service
@@ -64,3 +65,13 @@ def token(pg_service: dict[str, str]) -> str:
 @pytest.fixture(scope="module")
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def worker(pg_service: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real Celery worker process on the module's service, for the module's tests."""
+    from service_fixtures import start_worker, stop
+
+    proc = start_worker(pg_service, tmp_path_factory.mktemp("logs") / "worker.log")
+    yield proc
+    stop(proc)

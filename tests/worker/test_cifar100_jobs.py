@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from service_fixtures import isolated_service, start_worker, stop, wait_for
+from service_fixtures import isolated_service, wait_for
 
 from nao_core.bench.quality import write_cifar_batch
 
@@ -53,13 +53,6 @@ def pg_service(
 ) -> Iterator[dict[str, str]]:
     with isolated_service(tmp_path_factory.mktemp("home"), data_dir=str(data_dir)) as env:
         yield env
-
-
-@pytest.fixture(scope="module")
-def worker(pg_service: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    proc = start_worker(pg_service, tmp_path_factory.mktemp("logs") / "worker.log")
-    yield proc
-    stop(proc)
 
 
 def _finished(client: Any, url: str, timeout: float = 240) -> dict[str, Any]:

@@ -5,22 +5,14 @@ dataset/space checks."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from service_fixtures import start_worker, stop, wait_for
+from service_fixtures import wait_for
 
 pytestmark = [pytest.mark.db]
 
 FINISHED = {"succeeded", "failed", "cancelled"}
-
-
-@pytest.fixture(scope="module")
-def worker(pg_service: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    proc = start_worker(pg_service, tmp_path_factory.mktemp("logs") / "worker.log")
-    yield proc
-    stop(proc)
 
 
 def _done(client: Any, url: str, timeout: float = 180) -> dict[str, Any]:

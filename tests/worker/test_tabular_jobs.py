@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import csv
 import gzip
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from service_fixtures import start_worker, stop, wait_for
+from service_fixtures import wait_for
 
 pytestmark = [pytest.mark.db]
 
@@ -26,13 +25,6 @@ def table(nb201_table: Path) -> dict[str, dict[str, float]]:
             r["arch_str"]: {k: float(v) for k, v in r.items() if k.endswith("acc_200ep")}
             for r in csv.DictReader(f)
         }
-
-
-@pytest.fixture(scope="module")
-def worker(pg_service: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    proc = start_worker(pg_service, tmp_path_factory.mktemp("logs") / "worker.log")
-    yield proc
-    stop(proc)
 
 
 def _wait(client: Any, url: str, timeout: float = 120) -> dict[str, Any]:

@@ -4,7 +4,6 @@ cancellation, and kill -9 of a worker mid-search followed by a fresh worker fini
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.db]
 
 SEARCH = {"space": "cnn", "dataset": "digits", "preset": "tiny"}
 FINISHED = {"succeeded", "failed", "cancelled"}
-
-
-@pytest.fixture(scope="module")
-def worker(pg_service: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    log = tmp_path_factory.mktemp("logs") / "worker.log"
-    proc = start_worker(pg_service, log)
-    yield proc
-    stop(proc)
 
 
 def _wait_done(client: Any, url: str, timeout: float = 120) -> dict[str, Any]:
