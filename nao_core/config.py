@@ -57,6 +57,7 @@ class ControllerConfig:
     top_seeds: int = 100
     new_archs: int = 300
     max_step_size: int = 50  # eta = 1, 2, ..., max_step_size + 1
+    step_escalations: int = 0  # wider eta ranges tried when a round runs dry (0 = authors')
     proposal_order: Literal["step", "predicted"] = "step"
 
     def __post_init__(self) -> None:
@@ -65,6 +66,7 @@ class ControllerConfig:
         _check(self.mlp_layers >= 0, "controller.mlp_layers", "must be >= 0")
         _check(self.new_archs >= 0, "controller.new_archs", "must be >= 0")
         _check(self.max_step_size >= 0, "controller.max_step_size", "must be >= 0")
+        _check(self.step_escalations >= 0, "controller.step_escalations", "must be >= 0")
         _check(0.0 <= self.trade_off <= 1.0, "controller.trade_off", "must be in [0, 1]")
         for name in ("mlp_dropout", "encoder_dropout", "decoder_dropout"):
             _check(0.0 <= getattr(self, name) < 1.0, f"controller.{name}", "must be in [0, 1)")

@@ -6,10 +6,16 @@ from (emb', e'). All step sizes eta = 1..max_step_size+1 are stacked along the b
 decoded in one pass; candidates are then taken in the authors' order (eta ascending, seeds
 in rank order) or, with ``proposal_order="predicted"``, by the predictor's score of the decoded
 architecture. Candidates are unique by canonical form and unseen in ``known``.
+
+``controller.step_escalations`` (0 = the authors' cap) lets a round that runs dry before
+``n_new`` continue with wider step ranges (each 4x the last, as many steps, spaced
+geometrically) instead of leaving the rest to random sampling: once the predictor fits its
+pool, the sigmoid saturates at the top seeds and eta <= 51 often decodes only known archs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -79,30 +85,34 @@ def improve(
         if step_sizes is None
         else torch.tensor(list(step_sizes), dtype=torch.float32)
     )
-    memory, emb = move_embeddings(controller, seed_tokens, etas)
-    with torch.no_grad():
-        decoded = controller.decoder.greedy(memory, emb, controller.mask)  # (S*B, L)
-
     seen = set(known)
     decoded_rows: set[tuple[int, ...]] = set()  # many steps decode to the same sequence
-    candidates: list[tuple[int, Arch, int, float]] = []  # (row, arch, parent, eta)
+    candidates: list[tuple[torch.Tensor, Arch, int, float]] = []  # (tokens, arch, parent, eta)
     B = len(seeds)
-    for row, toks in enumerate(decoded.tolist()):  # eta-major: the authors' order
-        if tuple(toks) in decoded_rows:
-            continue
-        decoded_rows.add(tuple(toks))
-        arch = space.decode(toks)
-        key = space.canonical_key(arch)
-        if key in seen:
-            continue
-        seen.add(key)
-        candidates.append((row, arch, row % B, float(etas[row // B])))
-        if order == "step" and len(candidates) >= n_new:
+    for attempt in range(1 + (cfg.step_escalations if step_sizes is None else 0)):
+        if attempt:  # the range ran dry: the next, 4x wider range, as many steps again
+            top = float(etas[-1])
+            etas = torch.logspace(math.log10(top * 1.05), math.log10(top * 4), len(etas))
+        memory, emb = move_embeddings(controller, seed_tokens, etas)
+        with torch.no_grad():
+            decoded = controller.decoder.greedy(memory, emb, controller.mask)  # (S*B, L)
+        for row, toks in enumerate(decoded.tolist()):  # eta-major: the authors' order
+            if tuple(toks) in decoded_rows:
+                continue
+            decoded_rows.add(tuple(toks))
+            arch = space.decode(toks)
+            key = space.canonical_key(arch)
+            if key in seen:
+                continue
+            seen.add(key)
+            candidates.append((decoded[row], arch, row % B, float(etas[row // B])))
+            if order == "step" and len(candidates) >= n_new:
+                break
+        if len(candidates) >= n_new:
             break
     if not candidates:
         return []
-    rows = torch.tensor([c[0] for c in candidates])
-    scores = _predict(controller, decoded[rows]).tolist()
+    scores = _predict(controller, torch.stack([c[0] for c in candidates])).tolist()
     proposals = [
         Proposal(arch, parent, eta, score)
         for (_, arch, parent, eta), score in zip(candidates, scores, strict=True)

@@ -144,6 +144,27 @@ def test_improve_returns_new_unique_better_architectures(order: str) -> None:
         assert list(new_pred) == sorted(new_pred, reverse=True)
 
 
+def test_step_escalation_continues_with_wider_steps_when_a_round_runs_dry() -> None:
+    from dataclasses import replace
+
+    space, ctrl, archs, scores = _fitted("nb201")
+    known = {space.canonical_key(a) for a in archs}
+    top = [archs[i] for i in np.argsort(-scores)[:3]]
+    capped = improve(ctrl, space, top, 500, known, max_step_size=2)  # eta 1..3: runs dry
+    assert len(capped) < 500  # (often 0: the fitted sigmoid is flat around the top seeds)
+    ctrl.cfg = replace(ctrl.cfg, step_escalations=3)
+    wider = improve(ctrl, space, top, 500, known, max_step_size=2)
+    assert len(wider) > len(capped)
+    assert max(p.step_size for p in wider) > 3  # eta beyond the cap: 3.15 .. 12, .. 192
+    assert max(p.step_size for p in wider) <= 3 * 4**3 + 1e-3
+    keys = [space.canonical_key(p.arch) for p in wider]
+    assert len(set(keys)) == len(keys)
+    assert not set(keys) & known
+    if capped:
+        enough = improve(ctrl, space, top, len(capped), known, max_step_size=2)
+        assert [p.arch for p in enough] == [p.arch for p in capped]  # no escalation needed
+
+
 def test_improve_respects_n_new_and_empty_inputs() -> None:
     space, ctrl = make("nb201")
     assert improve(ctrl, space, [], 5) == []
