@@ -65,10 +65,10 @@ def _unseen_since(before: datetime) -> Any:
     return func.coalesce(Job.heartbeat_at, Job.updated_at) < before
 
 
-def stale_jobs(session: Session, before: datetime) -> Sequence[tuple[int, str]]:
-    """(id, kind) of running jobs whose worker has not been seen since ``before``."""
-    stmt = select(Job.id, Job.kind).where(Job.status == JobStatus.RUNNING, _unseen_since(before))
-    return [(int(i), str(k)) for i, k in session.execute(stmt.order_by(Job.id))]
+def stale_jobs(session: Session, before: datetime) -> Sequence[Job]:
+    """Running or cancelling jobs whose worker has not been seen since ``before``."""
+    stmt = select(Job).where(Job.status.in_(ACTIVE), _unseen_since(before))
+    return list(session.scalars(stmt.order_by(Job.id)))
 
 
 def requeue_if_stale(session: Session, job_id: int, before: datetime) -> bool:
@@ -81,15 +81,15 @@ def requeue_if_stale(session: Session, job_id: int, before: datetime) -> bool:
     return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
-def cancel_stale(session: Session, before: datetime) -> int:
-    """Finish the cancelling jobs whose worker is gone: nothing is left to stop."""
+def cancel_if_stale(session: Session, job_id: int, before: datetime) -> bool:
+    """Finish a cancelling job whose worker is gone (nothing is left to stop)."""
     now = utcnow()
     res = session.execute(
         update(Job)
-        .where(Job.status == JobStatus.CANCELLING, _unseen_since(before))
+        .where(Job.id == job_id, Job.status == JobStatus.CANCELLING, _unseen_since(before))
         .values(status=JobStatus.CANCELLED, finished_at=now, updated_at=now)
     )
-    return int(res.rowcount)  # type: ignore[attr-defined]
+    return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
 def is_finished(status: str) -> bool:

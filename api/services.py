@@ -234,21 +234,33 @@ def create_evaluation(session: Session, body: EvaluationCreate) -> Job:
     return _submit(session, job)
 
 
-def task_route(kind: str, config: dict[str, Any] | None) -> tuple[str, str]:
-    """The task that runs a job of ``kind`` with ``config``, and its queue (gpu, default)."""
-    if kind == JobKind.SEARCH and (config or {}).get("method") == "tabular":
+def task_route(kind: str, config: dict[str, Any] | None) -> tuple[str, str] | None:
+    """The task that runs a job of ``kind`` with ``config``, and its queue (gpu, default).
+
+    None for the jobs no single task holds, which a worker must never re-queue as a whole: a
+    sweep (its runs are ordinary trainings) and a search without weight sharing (its
+    candidates are tasks of their own, re-delivered one by one; the plan task only opens a
+    round, and no heartbeat covers the row while the candidates train).
+    """
+    method = (config or {}).get("method")
+    if kind == JobKind.SEARCH and method == "tabular":
         from api import tabular
 
         return tabular.TASK, tabular.QUEUE
+    if kind == JobKind.SWEEP or (kind == JobKind.SEARCH and method == "nao"):
+        return None
     return TASKS[JobKind(kind)], "gpu"
 
 
-def _submit(session: Session, job: Job, task: str | None = None, queue_name: str = "gpu") -> Job:
-    """Commit the job, then enqueue it: a worker never sees an uncommitted id."""
+def _submit(session: Session, job: Job, task: str | None = None) -> Job:
+    """Commit the job, then enqueue it (``task`` on the gpu queue, else the job's own route):
+    a worker never sees an uncommitted id."""
     session.add(job)
     session.commit()
+    route = (task, "gpu") if task else task_route(job.kind, job.config)
+    assert route is not None, f"job {job.id} of kind {job.kind} has no task of its own"
     try:
-        queue.enqueue(task or TASKS[JobKind(job.kind)], job.id, queue_name)
+        queue.enqueue(route[0], job.id, route[1])
     except Exception as exc:  # broker down: the job must not stay queued forever
         repository.update_job(
             session,

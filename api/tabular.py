@@ -169,4 +169,4 @@ def create_tabular_search(session: Session, body: SearchCreate) -> Job:
         request=body.model_dump(),
         total=budget,
     )
-    return services._submit(session, job, TASK, QUEUE)
+    return services._submit(session, job)  # routed by services.task_route: TASK on QUEUE

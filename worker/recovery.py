@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api import queue, repository
 from api.db import session_factory, session_scope
-from api.models import Job, utcnow
+from api.models import Job, JobStatus, utcnow
 from api.services import task_route
 from api.settings import get_settings
 from worker.settings import get_worker_settings
@@ -61,17 +61,21 @@ def is_held_elsewhere(job: Job, now: datetime | None = None) -> bool:
 
 
 def requeue_stale_jobs() -> list[int]:
-    """Re-queue the running jobs whose worker is gone; returns their ids."""
+    """Re-queue the running jobs whose worker is gone and finish the cancelling ones; returns
+    the re-queued ids. Jobs no single task holds (``task_route`` None) are left alone."""
     factory = session_factory(get_settings().resolved_database_url())
     before = utcnow() - timedelta(seconds=get_worker_settings().stale_after_s)
     requeued: list[tuple[int, tuple[str, str]]] = []
     with session_scope(factory) as s:
-        if cancelled := repository.cancel_stale(s, before):
-            logger.warning("%d cancelling job(s) lost their worker; marked cancelled", cancelled)
-        for job_id, kind in repository.stale_jobs(s, before):
-            if repository.requeue_if_stale(s, job_id, before):
-                job = repository.get_job(s, job_id)
-                requeued.append((job_id, task_route(kind, job.config if job else None)))
+        for job in repository.stale_jobs(s, before):
+            route = task_route(job.kind, job.config)
+            if route is None:
+                continue
+            if job.status == JobStatus.CANCELLING:
+                if repository.cancel_if_stale(s, job.id, before):
+                    logger.warning("job=%d lost its worker while cancelling; cancelled", job.id)
+            elif repository.requeue_if_stale(s, job.id, before):
+                requeued.append((job.id, route))
     for job_id, (task, queue_name) in requeued:  # after the commit: no worker sees it running
         queue.enqueue(task, job_id, queue_name)
         logger.warning("job=%d its worker is gone (no heartbeat); re-queued", job_id)

@@ -25,7 +25,7 @@ from service_fixtures import (
 
 from api.db import session_factory, session_scope
 from api.migrate import upgrade
-from api.models import Job, JobStatus, utcnow
+from api.models import Job, JobKind, JobStatus, utcnow
 
 SEARCH = {"space": "cnn", "dataset": "digits", "preset": "tiny"}
 
@@ -68,7 +68,18 @@ def test_a_fresh_heartbeat_keeps_the_job_a_stale_one_requeues_it(embedded, monke
         lost = make_job(s, status=JobStatus.RUNNING, worker="b:2", heartbeat_at=old)
         done = make_job(s, status=JobStatus.SUCCEEDED, worker="b:2", heartbeat_at=old)
         stopping = make_job(s, status=JobStatus.CANCELLING, worker="b:2", heartbeat_at=old)
+        # No single task holds these: a search without weight sharing (its candidates are
+        # re-delivered on their own; the plan task's heartbeat ends with the plan) and a sweep.
+        nows = make_job(
+            s, status=JobStatus.RUNNING, worker="b:2", heartbeat_at=old, config={"method": "nao"}
+        )
+        nows_stopping = make_job(
+            s, status=JobStatus.CANCELLING, heartbeat_at=old, config={"method": "nao"}
+        )
+        sweep = make_job(s, kind=JobKind.SWEEP, status=JobStatus.RUNNING, updated_at=old)
         ids = fresh.id, lost.id, done.id, stopping.id
+        untouched = {nows.id: JobStatus.RUNNING, nows_stopping.id: JobStatus.CANCELLING}
+        untouched[sweep.id] = JobStatus.RUNNING
     assert recovery.requeue_stale_jobs() == [ids[1]]
     assert sent == [("nao.search.run", ids[1], "gpu")]
     assert recovery.requeue_stale_jobs() == []  # once: it is queued now
@@ -79,6 +90,7 @@ def test_a_fresh_heartbeat_keeps_the_job_a_stale_one_requeues_it(embedded, monke
         assert (rows[ids[1]].status, rows[ids[1]].worker) == (JobStatus.QUEUED, None)
         assert rows[ids[2]].status == JobStatus.SUCCEEDED
         assert rows[ids[3]].status == JobStatus.CANCELLED  # not run again: it was being stopped
+        assert {i: rows[i].status for i in untouched} == untouched
 
 
 @pytest.mark.slow
