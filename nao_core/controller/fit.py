@@ -97,23 +97,13 @@ def use_bf16(precision: str) -> bool:
     for bf16 there trains in fp32 with a warning instead of failing the search, since one
     search config may run on any worker of a mixed fleet.
     """
-    if precision != "bf16":
-        return False
-    if not cpu_bf16_lstm_supported():
-        global _warned_no_bf16
-        if not _warned_no_bf16:
-            logger.warning("controller.precision=bf16: this CPU has no bf16 LSTM; using fp32")
-            _warned_no_bf16 = True
-        return False
-    return True
-
-
-_warned_no_bf16 = False
+    return precision == "bf16" and cpu_bf16_lstm_supported()
 
 
 @functools.cache
 def cpu_bf16_lstm_supported() -> bool:
-    """Whether a bf16-autocast LSTM runs forward and backward on this CPU (probed once)."""
+    """Whether a bf16-autocast LSTM runs forward and backward on this CPU (probed once; the
+    warning is logged once too)."""
     lstm = torch.nn.LSTM(8, 8, batch_first=True)
     x = torch.zeros(2, 3, 8)
     try:
@@ -121,6 +111,7 @@ def cpu_bf16_lstm_supported() -> bool:
             out, _ = lstm(x)
         out.float().sum().backward()
     except RuntimeError:
+        logger.warning("this CPU has no bf16 LSTM: controller.precision=bf16 trains in fp32")
         return False
     return True
 
