@@ -112,6 +112,22 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, every: float = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+def wait_finished(client: Any, url: str, timeout: float = 120, every: float = 0.5) -> Any:
+    """Poll the job at ``url`` until it has finished; its final JSON."""
+    return wait_for(
+        lambda: (j := client.get(url).json())["status"] in FINISHED and j, timeout, url, every
+    )
+
+
+def wait_succeeded(client: Any, url: str, timeout: float = 120) -> Any:
+    job = wait_finished(client, url, timeout)
+    assert job["status"] == "succeeded", job
+    return job
+
+
 def clear_redis_prefix(prefix: str) -> None:
     import redis
 

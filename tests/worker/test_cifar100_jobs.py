@@ -13,18 +13,15 @@ import io
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from service_fixtures import isolated_service, wait_for
+from service_fixtures import isolated_service, wait_finished
 
 from nao_core.bench.quality import write_cifar_batch
 
 pytestmark = [pytest.mark.db]
-
-FINISHED = {"succeeded", "failed", "cancelled"}
 
 
 def _write_cifar100(root: Path, rng: np.random.Generator) -> None:
@@ -55,17 +52,11 @@ def pg_service(
         yield env
 
 
-def _finished(client: Any, url: str, timeout: float = 240) -> dict[str, Any]:
-    return wait_for(
-        lambda: (j := client.get(url).json())["status"] in FINISHED and j, timeout, url, 0.5
-    )
-
-
 def test_cifar100_training_and_evaluation_of_a_named_cell(client, auth, worker) -> None:
     body = {"arch_name": "nao-ws-cnn", "dataset": "cifar100", "preset": "tiny"}
     r = client.post("/trainings", json=body, headers=auth)
     assert r.status_code == 202, r.text
-    trained = _finished(client, r.json()["url"])
+    trained = wait_finished(client, r.json()["url"], 240)
     assert trained["status"] == "succeeded", trained
     assert trained["dataset"] == "cifar100"
     result = trained["result"]
@@ -75,7 +66,7 @@ def test_cifar100_training_and_evaluation_of_a_named_cell(client, auth, worker) 
 
     r = client.post("/evaluations", json={"checkpoint_id": trained["checkpoint_id"]}, headers=auth)
     assert r.status_code == 202, r.text
-    evaluated = _finished(client, r.json()["url"])
+    evaluated = wait_finished(client, r.json()["url"], 240)
     assert evaluated["status"] == "succeeded", evaluated
     assert evaluated["result"]["accuracy"] == pytest.approx(result["accuracy"])
     assert evaluated["result"]["dataset"] == "cifar100"
@@ -97,7 +88,9 @@ def test_missing_cifar100_files_fail_the_job_with_where_to_get_them(
     folder.rename(moved)
     try:
         body = {"arch_name": "nao-ws-cnn", "dataset": "cifar100", "preset": "tiny"}
-        job = _finished(client, client.post("/trainings", json=body, headers=auth).json()["url"])
+        job = wait_finished(
+            client, client.post("/trainings", json=body, headers=auth).json()["url"], 240
+        )
     finally:
         moved.rename(folder)
     assert job["status"] == "failed"

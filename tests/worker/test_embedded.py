@@ -13,11 +13,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from service_fixtures import ROOT, stop, wait_for
+from service_fixtures import ROOT, stop, wait_for, wait_succeeded
 
 pytestmark = pytest.mark.slow
 
@@ -26,16 +25,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _done(c: httpx.Client, url: str) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        job = c.get(url).json()
-        return job if job["status"] in ("succeeded", "failed", "cancelled") else None
-
-    job = wait_for(check, 180, url, 0.5)
-    assert job["status"] == "succeeded", job
-    return job
 
 
 def test_nao_up_serves_the_whole_flow(tmp_path: Path) -> None:
@@ -63,11 +52,11 @@ def test_nao_up_serves_the_whole_flow(tmp_path: Path) -> None:
             assert c.post("/searches", json=body).status_code == 401
             search = c.post("/searches", json=body, headers=auth)
             assert search.status_code == 202
-            _done(c, search.json()["url"])
+            wait_succeeded(c, search.json()["url"], 180)
             top = c.get("/architectures", params={"top": 10}).json()["data"]
             assert top
             train = c.post("/trainings", json={"architecture_id": top[0]["id"]}, headers=auth)
-            trained = _done(c, train.json()["url"])
+            trained = wait_succeeded(c, train.json()["url"], 180)
             meta = c.get(f"/checkpoints/{trained['checkpoint_id']}").json()
             blob = c.get(meta["download_url"], headers=auth)
             assert hashlib.sha256(blob.content).hexdigest() == meta["sha256"]

@@ -16,13 +16,13 @@ from service_fixtures import (
     isolated_service,
     start_worker,
     stop,
+    wait_finished,
     wait_for,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.db]
 
 SEARCH = {"space": "cnn", "dataset": "digits", "preset": "tiny", "method": "nao"}
-FINISHED = {"succeeded", "failed", "cancelled"}
 REFERENCE: dict[str, Any] = {}  # the one-worker run, compared against by the later tests
 
 
@@ -32,12 +32,6 @@ def pg_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     that only a killed worker's message is re-delivered."""
     with isolated_service(tmp_path_factory.mktemp("home"), visibility_timeout_s="12") as env:
         yield env
-
-
-def _wait(client: Any, url: str, timeout: float = 600) -> dict[str, Any]:
-    return wait_for(
-        lambda: (j := client.get(url).json())["status"] in FINISHED and j, timeout, url, 0.5
-    )
 
 
 def _ready(logs: list[Path]) -> None:
@@ -54,7 +48,7 @@ def _run(client: Any, auth: dict[str, str], logs: list[Path]) -> dict[str, Any]:
     _ready(logs)
     began = time.monotonic()
     job = client.post("/searches", json=SEARCH, headers=auth).json()
-    done = _wait(client, job["url"])
+    done = wait_finished(client, job["url"], 600)
     done["wall_s"] = time.monotonic() - began
     return done
 
@@ -134,7 +128,7 @@ def test_kill_9_mid_round_changes_nothing(client, auth, pg_service, tmp_path) ->
         wait_for(running, 300, "a candidate running in round 0", 0.1)
         stop(a, sig_kill=True)
         fresh = start_worker(pg_service, tmp_path / "k2.log")
-        done = _wait(client, job["url"])
+        done = wait_finished(client, job["url"], 600)
     finally:
         for w in (a, b, fresh):
             if w is not None:
@@ -162,7 +156,7 @@ def test_cancel_stops_queued_and_running_candidates(client, auth, pg_service, tm
         r = client.post(f"/searches/{job['id']}/cancel", headers=auth)
         assert r.status_code == 200
         assert r.json()["status"] in ("cancelling", "cancelled")
-        final = _wait(client, job["url"], timeout=120)
+        final = wait_finished(client, job["url"], timeout=120)
     finally:
         stop(worker)
     assert final["status"] == "cancelled"
@@ -196,9 +190,7 @@ def test_sweep_trains_the_top_archs_over_a_grid_and_ranks_them(
         assert sweep.status_code == 202
         url = sweep.json()["url"]
         assert len(sweep.json()["runs"]) == 4
-        done = wait_for(
-            lambda: (s := client.get(url).json())["status"] in FINISHED and s, 600, url, 0.5
-        )
+        done = wait_finished(client, url, 600)
     finally:
         stop(worker)
     assert done["status"] == "succeeded"
@@ -219,7 +211,7 @@ def test_max_gpu_hours_ends_the_search_after_the_round_that_passes_it(
     try:
         body = {**SEARCH, "max_gpu_hours": 1e-9}  # the first round's candidates pass it
         job = client.post("/searches", json=body, headers=auth).json()
-        done = _wait(client, job["url"], timeout=300)
+        done = wait_finished(client, job["url"], timeout=300)
     finally:
         stop(worker)
     assert done["status"] == "succeeded", done

@@ -5,22 +5,11 @@ dataset/space checks."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pytest
-from service_fixtures import wait_for
+from service_fixtures import wait_succeeded
 
 pytestmark = [pytest.mark.db]
-
-FINISHED = {"succeeded", "failed", "cancelled"}
-
-
-def _done(client: Any, url: str, timeout: float = 180) -> dict[str, Any]:
-    job = wait_for(
-        lambda: (j := client.get(url).json())["status"] in FINISHED and j, timeout, url, 0.5
-    )
-    assert job["status"] == "succeeded", job
-    return job
 
 
 @pytest.mark.parametrize(
@@ -51,7 +40,7 @@ def test_rnn_search_then_wikitext2_training_and_evaluation(client, auth, worker)
         "/searches", json={"space": "rnn", "dataset": "ptb", "preset": "tiny"}, headers=auth
     ).json()
     assert search["dataset"] == "ptb"
-    done = _done(client, search["url"])
+    done = wait_succeeded(client, search["url"], 180)
     assert done["rounds"] >= 1
     top = client.get("/architectures", params={"top": 10, "search": search["id"]}).json()["data"]
     assert top
@@ -61,7 +50,7 @@ def test_rnn_search_then_wikitext2_training_and_evaluation(client, auth, worker)
 
     body = {"arch_name": "nao-rnn", "dataset": "wikitext2", "preset": "tiny"}
     training = client.post("/trainings", json=body, headers=auth).json()
-    trained = _done(client, training["url"])
+    trained = wait_succeeded(client, training["url"], 180)
     result = trained["result"]
     assert result["perplexity"] > 1.0
     assert result["valid_perplexity"] > 1.0
@@ -71,6 +60,6 @@ def test_rnn_search_then_wikitext2_training_and_evaluation(client, auth, worker)
     evaluation = client.post(
         "/evaluations", json={"checkpoint_id": trained["checkpoint_id"]}, headers=auth
     ).json()
-    evaluated = _done(client, evaluation["url"])
+    evaluated = wait_succeeded(client, evaluation["url"], 180)
     assert evaluated["result"]["test_ppl"] == pytest.approx(result["perplexity"], rel=1e-4)
     assert evaluated["result"]["valid_ppl"] == pytest.approx(result["valid_perplexity"], rel=1e-4)

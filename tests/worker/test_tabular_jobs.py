@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_fixtures import wait_for
+from service_fixtures import wait_finished, wait_for
 
 pytestmark = [pytest.mark.db]
 
-FINISHED = {"succeeded", "failed", "cancelled"}
 EVOLUTION = {"space": "nb201", "method": "evolution", "budget": 30, "seed": 0}
 
 
@@ -25,12 +24,6 @@ def table(nb201_table: Path) -> dict[str, dict[str, float]]:
             r["arch_str"]: {k: float(v) for k, v in r.items() if k.endswith("acc_200ep")}
             for r in csv.DictReader(f)
         }
-
-
-def _wait(client: Any, url: str, timeout: float = 120) -> dict[str, Any]:
-    return wait_for(
-        lambda: (j := client.get(url).json())["status"] in FINISHED and j, timeout, url, 0.25
-    )
 
 
 def _archs(client: Any, job_id: int) -> list[dict[str, Any]]:
@@ -68,7 +61,7 @@ def test_a_lost_tabular_search_is_requeued_on_its_own_task(client, auth, pg_serv
 
 def test_evolution_search_records_every_query(client, auth, worker, table) -> None:
     job = client.post("/searches", json=EVOLUTION, headers=auth).json()
-    done = _wait(client, job["url"])
+    done = wait_finished(client, job["url"], 120, 0.25)
     assert done["status"] == "succeeded", done
     assert done["current"] == done["total"] == 30
     assert done["progress"] == 1.0
@@ -106,7 +99,9 @@ def test_a_rerun_adds_no_rows(client, auth, pg_service, worker) -> None:
     from api.db import session_factory
     from worker.tabular import _search
 
-    job = _wait(client, client.post("/searches", json=EVOLUTION, headers=auth).json()["url"])
+    job = wait_finished(
+        client, client.post("/searches", json=EVOLUTION, headers=auth).json()["url"], 120, 0.25
+    )
     first = _archs(client, job["id"])
     with session_factory(pg_service["NAO_DATABASE_URL"])() as s:
         row = repository.get_job(s, job["id"])
@@ -120,7 +115,9 @@ def test_a_rerun_adds_no_rows(client, auth, pg_service, worker) -> None:
 
 def test_nao_search_over_the_table(client, auth, worker, table) -> None:
     body = {"space": "nb201", "method": "nao", "budget": 15, "seed": 0}
-    done = _wait(client, client.post("/searches", json=body, headers=auth).json()["url"], 300)
+    done = wait_finished(
+        client, client.post("/searches", json=body, headers=auth).json()["url"], 300, 0.25
+    )
     assert done["status"] == "succeeded", done
     assert done["result"]["method"] == "nao"
     assert done["result"]["queries"] == 15
@@ -137,6 +134,6 @@ def test_cancel_stops_a_running_search(client, auth, worker) -> None:
     job = client.post("/searches", json=body, headers=auth).json()
     wait_for(lambda: client.get(job["url"]).json()["current"] > 0, 60, "first queries", 0.05)
     assert client.post(f"/searches/{job['id']}/cancel", headers=auth).status_code == 200
-    done = _wait(client, job["url"])
+    done = wait_finished(client, job["url"], 120, 0.25)
     assert done["status"] == "cancelled", done
     assert 0 < len(_archs(client, job["id"])) < 15625

@@ -5,28 +5,24 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import pytest
-from service_fixtures import assert_rounds_recorded_once, start_worker, stop, wait_for
+from service_fixtures import (
+    assert_rounds_recorded_once,
+    start_worker,
+    stop,
+    wait_for,
+    wait_succeeded,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.db]
 
 SEARCH = {"space": "cnn", "dataset": "digits", "preset": "tiny"}
-FINISHED = {"succeeded", "failed", "cancelled"}
-
-
-def _wait_done(client: Any, url: str, timeout: float = 120) -> dict[str, Any]:
-    job = wait_for(
-        lambda: (j := client.get(url).json())["status"] in FINISHED and j, timeout, url, 0.5
-    )
-    assert job["status"] == "succeeded", job
-    return job
 
 
 def test_full_flow_search_train_download_evaluate(client, auth, worker) -> None:
     search = client.post("/searches", json=SEARCH, headers=auth).json()
-    done = _wait_done(client, search["url"])
+    done = wait_succeeded(client, search["url"])
     assert done["rounds"] == 2
     assert done["progress"] == 1.0
     assert done["best"] is not None
@@ -43,7 +39,7 @@ def test_full_flow_search_train_download_evaluate(client, auth, worker) -> None:
     training = client.post(
         "/trainings", json={"architecture_id": best["id"], "preset": "tiny"}, headers=auth
     ).json()
-    trained = _wait_done(client, training["url"])
+    trained = wait_succeeded(client, training["url"])
     ckpt_id = trained["checkpoint_id"]
     assert trained["result"]["checkpoint_id"] == ckpt_id
     meta = client.get(f"/checkpoints/{ckpt_id}").json()
@@ -55,7 +51,7 @@ def test_full_flow_search_train_download_evaluate(client, auth, worker) -> None:
     )
 
     evaluation = client.post("/evaluations", json={"checkpoint_id": ckpt_id}, headers=auth).json()
-    evaluated = _wait_done(client, evaluation["url"])
+    evaluated = wait_succeeded(client, evaluation["url"])
     assert evaluated["result"]["accuracy"] == pytest.approx(trained["result"]["accuracy"])
     metrics = client.get(f"/jobs/{search['id']}/metrics").json()["data"]
     assert {"lr", "pool_best"} <= {m["name"] for m in metrics}
@@ -87,7 +83,7 @@ def test_kill_9_mid_search_then_a_fresh_worker_finishes(
     assert client.get(job["url"]).json()["status"] == "running"
     second = start_worker(pg_service, tmp_path / "b.log")
     try:
-        done = _wait_done(client, job["url"], timeout=150)
+        done = wait_succeeded(client, job["url"], timeout=150)
     finally:
         stop(second)
     assert done["attempts"] >= 2
