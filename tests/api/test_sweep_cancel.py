@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from factories import make_architecture, make_job
 
+from api import repository
 from api.db import session_factory, session_scope
 from api.models import JobKind, JobStatus
 from nao_core.search_space import create_search_space
@@ -32,8 +33,6 @@ def _sweep(client, auth, search_id: int) -> dict:
 
 def _finish(pg_service: dict[str, str], job_id: int, accuracy: float) -> None:
     with session_scope(session_factory(pg_service["NAO_DATABASE_URL"])) as s:
-        from api import repository
-
         repository.update_job(s, job_id, status=JobStatus.SUCCEEDED, result={"accuracy": accuracy})
 
 
