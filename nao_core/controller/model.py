@@ -103,11 +103,16 @@ class Decoder(nn.Module):
         self.attn_out = nn.Linear(2 * hidden, hidden, bias=False)
         self.classifier = nn.Linear(hidden, vocab_size)
 
-    def _readout(self, h: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        # h: (B, S, H) decoder states; memory: (B, T, H) -> logits (B, S, V).
+    def _keys(self, memory: torch.Tensor) -> torch.Tensor:
         # (W_in h) . e == h . (W_in^T e): projecting the T-step memory is cheaper than the
         # S-step queries when S >= T, and equal in value.
-        keys = memory @ self.attn_in.weight  # (B, T, H)
+        return memory @ self.attn_in.weight  # (B, T, H)
+
+    def _readout(
+        self, h: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        # h: (B, S, H) decoder states; memory: (B, T, H) -> logits (B, S, V).
+        keys = self._keys(memory) if keys is None else keys
         scores = torch.bmm(h, keys.transpose(1, 2))  # (B, S, T)
         context = torch.bmm(torch.softmax(scores, dim=-1), memory.to(h.dtype))  # (B, S, H)
         out = torch.tanh(self.attn_out(torch.cat([context, h], dim=-1)))
@@ -131,9 +136,10 @@ class Decoder(nn.Module):
         state = (emb.unsqueeze(0).contiguous(), emb.unsqueeze(0).contiguous())
         token = torch.zeros(B, 1, dtype=torch.long, device=memory.device)
         out = torch.empty(B, L, dtype=torch.long, device=memory.device)
+        keys = self._keys(memory)  # the same for every step: project the memory once
         for t in range(L):
             h, state = self.rnn(token, state)
-            logits = self._readout(h, memory)[:, 0] + penalty[t]
+            logits = self._readout(h, memory, keys)[:, 0] + penalty[t]
             token = logits.argmax(dim=-1, keepdim=True)
             out[:, t] = token[:, 0]
         return out
