@@ -269,8 +269,8 @@ def _add_run_commands(sub: argparse._SubParsersAction, bench: argparse._SubParse
     e.set_defaults(func=_cmd_eval)
 
     b = bench.add_parser("supernet", help="supernet / final-net throughput, paper projection")
-    b.add_argument("--steps", type=int, default=2, help="timed training steps / scored archs")
-    b.add_argument("--final-steps", type=int, default=1, help="timed steps of the N=6 C=36 net")
+    b.add_argument("--steps", type=int, default=8, help="timed training steps / scored archs")
+    b.add_argument("--final-steps", type=int, default=2, help="timed steps of the N=6 C=36 net")
     b.add_argument("--controller-epochs", type=int, default=3, help="timed controller epochs")
     b.add_argument("--json", help="also write the measurements to this file")
     _add_common(b)
@@ -289,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command in ("search", "train", "eval", "bench"):
+        from nao_core.utils.allocator import keep_freed_memory
+
+        keep_freed_memory()  # before the first tensor: CPU steps stop page-faulting
     try:
         return int(args.func(args))
     except NaoCoreError as exc:

@@ -45,7 +45,9 @@ def _warm_up(**_kw: Any) -> None:
     interpreter for seconds, which inside a job would also stall its heartbeat thread."""
     import nao_core.search.ws
     import nao_core.train  # noqa: F401
+    from nao_core.utils.allocator import keep_freed_memory
 
+    keep_freed_memory()
     _set_threads()
 
 

@@ -39,6 +39,7 @@ from nao_core.evaluator.supernet import CnnSupernetEvaluator
 from nao_core.search_space import create_search_space
 from nao_core.search_space.named import get_named_arch
 from nao_core.train import build_network
+from nao_core.utils.allocator import keep_freed_memory
 from nao_core.utils.device import (
     Resolved,
     device_name,
@@ -227,6 +228,8 @@ def main(args: argparse.Namespace) -> int:
         "rows": rows,
         "projection_s": project(rows[used]),
         "steps": args.steps,
+        # glibc keeps freed activations in the process (nao_core.utils.allocator)
+        "malloc_keep_freed": keep_freed_memory(),
         "controller_epochs_timed": args.controller_epochs,
     }
     if len(rows) > 1:
@@ -240,7 +243,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _print(out: dict[str, Any]) -> None:
-    print(f"device: {out['device']}")
+    print(f"device: {out['device']}, malloc keeps freed memory: {out['malloc_keep_freed']}")
     for name, row in out["rows"].items():
         print(f"[{name}]")
         print(f"  supernet train step (B=64, N=3, C=20)   {row['supernet_train_ips']:10.1f} img/s")
