@@ -6,7 +6,7 @@ threshold (at most 32 MiB, lower before it adapts) with a fresh ``mmap`` and giv
 scoring step allocates and frees the same large activations again and again, so each new tensor
 arrives as untouched pages and the kernel zero-fills them one 4 KiB fault at a time. Scoring an
 architecture of the CNN supernet at batch 500 (activations of 41 MB) took 1.4 million minor
-faults, and the kernel used 40 % of the CPU time (``nao bench supernet``, README).
+faults in a fresh process, and the kernel used 40 % of the CPU time (README, Benchmarks).
 
 ``keep_freed_memory()`` turns both off with ``mallopt``: no ``mmap`` for large blocks and no
 trimming, so freed blocks go back to malloc's free lists and the next step reuses them warm.
