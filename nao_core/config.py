@@ -53,6 +53,10 @@ class ControllerConfig:
     # (a third faster on AMX CPUs, but slower to converge in short fits); "auto" = fp32
     # (``controller.fit.use_bf16``). The embedding-space step is always fp32.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    # Model replicas that train slices of each batch in parallel CPU threads, their gradients
+    # summed (the same update as one model); 0 = one per torch thread, at most one per 25
+    # rows (``controller.fit.fit_replicas``). A run repeats exactly at the same value.
+    replicas: int = 0
     # architecture optimisation (nao-spec §3)
     top_seeds: int = 100
     new_archs: int = 300
@@ -65,6 +69,7 @@ class ControllerConfig:
             _check(getattr(self, name) > 0, f"controller.{name}", "must be > 0")
         _check(self.mlp_layers >= 0, "controller.mlp_layers", "must be >= 0")
         _check(self.new_archs >= 0, "controller.new_archs", "must be >= 0")
+        _check(self.replicas >= 0, "controller.replicas", "must be >= 0 (0 = auto)")
         _check(self.max_step_size >= 0, "controller.max_step_size", "must be >= 0")
         _check(self.step_escalations >= 0, "controller.step_escalations", "must be >= 0")
         _check(0.0 <= self.trade_off <= 1.0, "controller.trade_off", "must be in [0, 1]")

@@ -5,20 +5,29 @@ global grad-norm clip, min-max normalised targets (best = 1), swap augmentation 
 encoder input and decoder target alike. The whole data set stays in one tensor; batches are
 index slices of a per-epoch permutation, so an epoch costs a few fused LSTM calls and no
 Python work per sample.
+
+On a CPU with several threads the batch is split across model replicas that run forward and
+backward concurrently, one thread each (``fit_replicas``): the controller's matrices are too
+small (batch 100, hidden 96) for one kernel to keep two cores busy, and the oneDNN LSTM,
+most of a step, runs its time steps in sequence. The replicas' gradients are summed in a
+fixed order, so the update is the full batch's gradient and the run is repeatable.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nao_core.config import ControllerConfig
 from nao_core.controller.model import Controller
 from nao_core.errors import TrainingDiverged
 
@@ -145,38 +154,31 @@ def fit_controller(
         penalty = torch.zeros(controller.mask.shape).masked_fill_(~controller.mask, float("-inf"))
     bf16 = use_bf16(cfg.precision)
     augment = cfg.swap_augment and controller.symmetries.numel() > 0
+    replicas = fit_replicas(cfg, torch.get_num_threads())
     controller.train()
     start = time.perf_counter()
     steps, loss_sum, mse_sum, nll_sum, seen = 0, 0.0, 0.0, 0.0, 0
-    for epoch in range(epochs):
-        order = torch.randperm(n, generator=generator)
-        last_epoch = epoch == epochs - 1
-        for lo in range(0, n, cfg.batch_size):
-            idx = order[lo : lo + cfg.batch_size]
-            x, y = tokens[idx], target[idx]
-            if augment:
-                x = controller.augment(x, generator)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                pred, logits = controller(x)
-            logits = logits.float()
-            if penalty is not None:
-                logits = logits + penalty
-            mse = F.mse_loss(pred, y)
-            if cfg.rank_weight > 0:
-                mse = mse + cfg.rank_weight * pairwise_rank_loss(pred, y)
-            nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x.reshape(-1))
-            loss = cfg.trade_off * mse + (1.0 - cfg.trade_off) * nll
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            steps += 1
-            if last_epoch:  # report the last epoch's mean, synchronising only there
-                b = len(idx)
-                loss_sum += loss.item() * b
-                mse_sum += mse.item() * b
-                nll_sum += nll.item() * b
-                seen += b
+    with _Replicas(controller, replicas, generator) as team:
+        for epoch in range(epochs):
+            order = torch.randperm(n, generator=generator)
+            last_epoch = epoch == epochs - 1
+            for lo in range(0, n, cfg.batch_size):
+                idx = order[lo : lo + cfg.batch_size]
+                x, y = tokens[idx], target[idx]
+                if augment:
+                    x = controller.augment(x, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss, mse, nll = team.backward(x, y, penalty, bf16)
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                optimizer.step()
+                team.sync()
+                steps += 1
+                if last_epoch:  # report the last epoch's mean, synchronising only there
+                    b = len(idx)
+                    loss_sum += loss.item() * b
+                    mse_sum += mse.item() * b
+                    nll_sum += nll.item() * b
+                    seen += b
     seconds = time.perf_counter() - start
     loss_mean = loss_sum / max(seen, 1)
     if not math.isfinite(loss_mean):
@@ -196,6 +198,128 @@ def fit_controller(
         seconds,
     )
     return report, optimizer
+
+
+def fit_replicas(cfg: ControllerConfig, threads: int) -> int:
+    """How many model replicas share each batch: ``cfg.replicas``, or with 0 (auto) one per
+    CPU thread, no more than one per 25 rows of a batch (smaller slices waste the kernels),
+    and 1 where the loss does not split over rows (the pairwise ranking term)."""
+    if cfg.rank_weight > 0:
+        return 1
+    if cfg.replicas:
+        return min(cfg.replicas, cfg.batch_size)
+    return max(1, min(threads, cfg.batch_size // 25))
+
+
+def batch_loss(
+    model: Controller,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    penalty: torch.Tensor | None,
+    bf16: bool,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The controller loss on one batch: (loss, predictor term, decoder NLL)."""
+    cfg = model.cfg
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        pred, logits = model(x, generator)
+    logits = logits.float()
+    if penalty is not None:
+        logits = logits + penalty
+    mse = F.mse_loss(pred, y)
+    if cfg.rank_weight > 0:
+        mse = mse + cfg.rank_weight * pairwise_rank_loss(pred, y)
+    # classes on dim 1, (B, V, L): ATen's log-softmax over a 12-wide last dim is several
+    # times slower than over a strided middle one; the same value
+    nll = F.cross_entropy(logits.transpose(1, 2), x)
+    return cfg.trade_off * mse + (1.0 - cfg.trade_off) * nll, mse, nll
+
+
+class _Replicas:
+    """Data parallelism over CPU threads for one fit.
+
+    Replica 0 is the controller itself; the others are copies made at the start of the fit
+    and refreshed from it after every optimizer step (``sync``). ``backward`` splits a batch
+    into row slices, runs each slice's forward and backward on its own replica and thread
+    (the main thread takes slice 0), scales each slice's mean loss by its share of the rows
+    and adds the copies' gradients into the controller's in replica order: the controller
+    then holds the full batch's gradient, the same every run. Dropout masks come from one
+    generator per replica, seeded from the fit's generator, for the same reason.
+
+    Each thread runs torch ops with threads // replicas intra-op threads; the caller's
+    thread count is restored on exit. With one replica this is the plain serial step.
+    """
+
+    def __init__(self, controller: Controller, n: int, generator: torch.Generator) -> None:
+        self.models = [controller]
+        self.generators: list[torch.Generator | None] = [None]
+        self.pool: ThreadPoolExecutor | None = None
+        self.threads = torch.get_num_threads()
+        if n > 1:
+            seeds = torch.randint(2**62, (n,), generator=generator).tolist()
+            self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+            self.models += [copy.deepcopy(controller) for _ in range(n - 1)]
+            per_thread = max(1, self.threads // n)
+            torch.set_num_threads(per_thread)
+            self.pool = ThreadPoolExecutor(
+                n - 1,
+                thread_name_prefix="controller-fit",
+                initializer=torch.set_num_threads,
+                initargs=(per_thread,),
+            )
+        self.params = [[p for p in m.parameters() if p.requires_grad] for m in self.models]
+
+    def __enter__(self) -> _Replicas:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            torch.set_num_threads(self.threads)
+
+    def _slice_backward(
+        self,
+        k: int,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        penalty: torch.Tensor | None,
+        bf16: bool,
+        share: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        loss, mse, nll = batch_loss(self.models[k], x, y, penalty, bf16, self.generators[k])
+        if share == 1.0:  # the serial step: the same ops as a plain training loop
+            loss.backward()
+            return loss.detach(), mse.detach(), nll.detach()
+        (loss * share).backward()
+        return loss.detach() * share, mse.detach() * share, nll.detach() * share
+
+    def backward(
+        self, x: torch.Tensor, y: torch.Tensor, penalty: torch.Tensor | None, bf16: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.pool is None:
+            return self._slice_backward(0, x, y, penalty, bf16, 1.0)
+        n = len(x)
+        rows = [r for r in torch.tensor_split(torch.arange(n), len(self.models)) if len(r)]
+        for params in self.params[1:]:
+            for p in params:
+                p.grad = None
+        futures = [
+            self.pool.submit(self._slice_backward, k, x[r], y[r], penalty, bf16, len(r) / n)
+            for k, r in enumerate(rows[1:], start=1)
+        ]
+        parts = [self._slice_backward(0, x[rows[0]], y[rows[0]], penalty, bf16, len(rows[0]) / n)]
+        parts += [f.result() for f in futures]
+        master = self.params[0]
+        for k in range(1, len(rows)):
+            torch._foreach_add_([p.grad for p in master], [p.grad for p in self.params[k]])
+        loss, mse, nll = (torch.stack(t).sum() for t in zip(*parts, strict=True))
+        return loss, mse, nll
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        """Copy the controller's updated weights into the other replicas."""
+        for params in self.params[1:]:
+            torch._foreach_copy_(params, self.params[0])
 
 
 @torch.no_grad()

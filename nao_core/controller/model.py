@@ -24,6 +24,24 @@ from nao_core.config import ControllerConfig
 from nao_core.search_space.base import SearchSpace
 
 
+def dropout(
+    x: torch.Tensor, p: float, training: bool, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Inverted dropout; with ``generator`` the mask comes from it instead of the global RNG.
+
+    Replicas that train slices of one batch in parallel threads (``controller.fit``) each
+    draw from their own generator, so a run does not depend on how the threads interleave.
+    """
+    if not training or p == 0.0:
+        return x
+    if generator is None:
+        return F.dropout(x, p, True)
+    keep = torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(
+        1.0 - p, generator=generator
+    )
+    return x * keep / (1.0 - p)
+
+
 class TokenLSTM(nn.Module):
     """One-layer LSTM whose inputs are token embeddings, ``group`` of them concatenated.
 
@@ -40,11 +58,14 @@ class TokenLSTM(nn.Module):
         self.group, self.vocab_size = group, vocab_size
         self.fold_inputs = True  # off only to benchmark against the plain formulation
         self.embedding = nn.Embedding(vocab_size, hidden // group)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
         self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
 
     def forward(
-        self, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+        self,
+        tokens: torch.Tensor,
+        state: tuple[torch.Tensor, torch.Tensor] | None = None,
+        generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         B, L = tokens.shape
         lstm = self.lstm
@@ -53,8 +74,9 @@ class TokenLSTM(nn.Module):
             zeros = torch.zeros(1, B, H, dtype=self.embedding.weight.dtype, device=tokens.device)
             state = (zeros, zeros)
         w_ih = lstm.weight_ih_l0
-        if not self.fold_inputs or (self.dropout.p > 0 and self.training):
-            x = self.dropout(self.embedding(tokens)).reshape(B, L // self.group, -1)  # (B, T, H)
+        if not self.fold_inputs or (self.dropout > 0 and self.training):
+            x = dropout(self.embedding(tokens), self.dropout, self.training, generator)
+            x = x.reshape(B, L // self.group, -1)  # (B, T, H)
         else:
             E = self.embedding.weight  # (V, H/g)
             w_ih = torch.cat([w @ E.T for w in w_ih.chunk(self.group, dim=1)], dim=1)  # (4H, gV)
@@ -69,8 +91,10 @@ class Encoder(nn.Module):
         super().__init__()
         self.rnn = TokenLSTM(vocab_size, group, hidden, dropout)
 
-    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out, _ = self.rnn(tokens)  # (B, T, H)
+    def forward(
+        self, tokens: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out, _ = self.rnn(tokens, generator=generator)  # (B, T, H)
         memory = F.normalize(out.float(), dim=-1)  # attention memory e_t
         return memory, pool_embedding(memory)
 
@@ -91,8 +115,14 @@ class Predictor(nn.Module):
         mods.append(nn.Linear(size, 1))
         self.mlp = nn.Sequential(*mods)
 
-    def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.mlp(emb).float()).squeeze(-1)  # (B,) in (0, 1), higher better
+    def forward(self, emb: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = emb
+        for mod in self.mlp:
+            if isinstance(mod, nn.Dropout):
+                x = dropout(x, mod.p, self.training, generator)
+            else:
+                x = mod(x)
+        return torch.sigmoid(x.float()).squeeze(-1)  # (B,) in (0, 1), higher better
 
 
 class Decoder(nn.Module):
@@ -102,29 +132,63 @@ class Decoder(nn.Module):
         self.attn_in = nn.Linear(hidden, hidden, bias=False)
         self.attn_out = nn.Linear(2 * hidden, hidden, bias=False)
         self.classifier = nn.Linear(hidden, vocab_size)
+        self.fold_attention = True  # off only to benchmark against the plain formulation
 
-    def _keys(self, memory: torch.Tensor) -> torch.Tensor:
-        # (W_in h) . e == h . (W_in^T e): projecting the T-step memory is cheaper than the
-        # S-step queries when S >= T, and equal in value.
-        return memory @ self.attn_in.weight  # (B, T, H)
+    def _project_memory(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention keys and (pre-scaled) values from the T-step memory: (B, T, H) each.
+
+        Luong attention scores (W_in h) . e_t and W_out's context half W_c sum_t a_t e_t are
+        linear in e, so both projections move onto the memory: h . (W_in^T e_t) and
+        sum_t a_t (W_c e_t). The memory has T = L / group steps, the queries L, so this is
+        the cheaper side, and the concatenation [context; h] is never built. The values
+        carry the factor 2 of ``_readout``'s tanh.
+        """
+        H = self.attn_in.weight.shape[0]
+        w_c = self.attn_out.weight[:, :H]
+        kv = memory @ torch.cat([self.attn_in.weight, 2.0 * w_c.T], dim=1)  # (B, T, 2H)
+        return kv[..., :H], kv[..., H:]
 
     def _readout(
-        self, h: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor | None = None
+        self,
+        h: torch.Tensor,
+        memory: torch.Tensor,
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        # h: (B, S, H) decoder states; memory: (B, T, H) -> logits (B, S, V).
-        keys = self._keys(memory) if keys is None else keys
-        scores = torch.bmm(h, keys.transpose(1, 2))  # (B, S, T)
-        context = torch.bmm(torch.softmax(scores, dim=-1), memory.to(h.dtype))  # (B, S, H)
-        out = torch.tanh(self.attn_out(torch.cat([context, h], dim=-1)))
-        return self.classifier(out)
+        """Logits (B, S, V) from decoder states h (B, S, H) and the memory (B, T, H).
+
+        classifier(tanh(z)) is computed as classifier'(sigmoid(2z)), tanh(z) = 2 sigmoid(2z) - 1,
+        with the 2 folded into the weights that make z and the affine 2 s - 1 into the
+        classifier's weight and bias. Equal in value; on CPU ATen's sigmoid is several times
+        faster than its tanh, and the only full-size elementwise op left is the sigmoid.
+        """
+        if not self.fold_attention:
+            return self._plain_readout(h, memory)
+        keys, values = self._project_memory(memory) if kv is None else kv
+        scores = torch.bmm(h, keys.transpose(1, 2).to(h.dtype))  # (B, S, T)
+        # softmax in fp32 under bf16 autocast: as precise, and faster than bf16 on CPU
+        weights = torch.softmax(scores.float(), dim=-1)
+        w_h = 2.0 * self.attn_out.weight[:, h.shape[-1] :]
+        z2 = torch.baddbmm(F.linear(h, w_h), weights.to(values.dtype), values.to(h.dtype))
+        w, b = self.classifier.weight, self.classifier.bias
+        return F.linear(torch.sigmoid(z2), 2.0 * w, b - w.sum(dim=1))
+
+    def _plain_readout(self, h: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """Luong attention as written: q = W_in h, context, tanh(W_out [context; h])."""
+        scores = torch.bmm(self.attn_in(h), memory.transpose(1, 2).to(h.dtype))  # (B, S, T)
+        context = torch.bmm(torch.softmax(scores, dim=-1), memory.to(h.dtype))
+        return self.classifier(torch.tanh(self.attn_out(torch.cat([context, h], dim=-1))))
 
     def forward(
-        self, tokens: torch.Tensor, memory: torch.Tensor, emb: torch.Tensor
+        self,
+        tokens: torch.Tensor,
+        memory: torch.Tensor,
+        emb: torch.Tensor,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Teacher forcing: logits (B, L, V) for targets ``tokens``, inputs <sos> + tokens[:-1]."""
         inputs = F.pad(tokens[:, :-1], (1, 0), value=0)  # token 0 is <sos>
         state = (emb.unsqueeze(0).contiguous(), emb.unsqueeze(0).contiguous())
-        h, _ = self.rnn(inputs, state)
+        h, _ = self.rnn(inputs, state, generator)
         return self._readout(h, memory)
 
     @torch.no_grad()
@@ -136,10 +200,10 @@ class Decoder(nn.Module):
         state = (emb.unsqueeze(0).contiguous(), emb.unsqueeze(0).contiguous())
         token = torch.zeros(B, 1, dtype=torch.long, device=memory.device)
         out = torch.empty(B, L, dtype=torch.long, device=memory.device)
-        keys = self._keys(memory)  # the same for every step: project the memory once
+        kv = self._project_memory(memory)  # the same for every step: project it once
         for t in range(L):
             h, state = self.rnn(token, state)
-            logits = self._readout(h, memory, keys)[:, 0] + penalty[t]
+            logits = self._readout(h, memory, kv)[:, 0] + penalty[t]
             token = logits.argmax(dim=-1, keepdim=True)
             out[:, t] = token[:, 0]
         return out
@@ -167,10 +231,15 @@ class Controller(nn.Module):
             else torch.empty(0, 0, space.length, dtype=torch.long),
         )
 
-    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predicted score (B,) and teacher-forced decoder logits (B, L, V)."""
-        memory, emb = self.encoder(tokens)
-        return self.predictor(emb), self.decoder(tokens, memory, emb)
+    def forward(
+        self, tokens: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted score (B,) and teacher-forced decoder logits (B, L, V).
+
+        Dropout masks come from ``generator`` when one is given, else from the global RNG.
+        """
+        memory, emb = self.encoder(tokens, generator)
+        return self.predictor(emb, generator), self.decoder(tokens, memory, emb, generator)
 
     def predict(self, tokens: torch.Tensor) -> torch.Tensor:
         _, emb = self.encoder(tokens)

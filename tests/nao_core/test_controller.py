@@ -16,6 +16,7 @@ from nao_core.controller import (
     normalize_scores,
     pairwise_accuracy,
 )
+from nao_core.controller.fit import _Replicas, fit_replicas
 from nao_core.controller.improve import move_embeddings
 from nao_core.search_space import create_search_space, list_search_spaces
 
@@ -53,6 +54,68 @@ def test_folded_input_projection_equals_the_plain_one() -> None:
     pred_plain, logits_plain = ctrl(tokens)
     torch.testing.assert_close(pred_fold, pred_plain, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(logits_fold, logits_plain, atol=1e-4, rtol=1e-4)
+
+
+def test_folded_attention_readout_equals_luong_attention_as_written() -> None:
+    space, ctrl = make("cnn")
+    tokens = torch.tensor([space.encode(a) for a in space.sample_many(np.random.default_rng(4), 8)])
+    ctrl.eval()
+    with torch.no_grad():
+        _, folded = ctrl(tokens)
+        greedy_folded = ctrl.reconstruct(tokens)
+        ctrl.decoder.fold_attention = False
+        _, plain = ctrl(tokens)
+        greedy_plain = ctrl.reconstruct(tokens)
+    torch.testing.assert_close(folded, plain, atol=1e-5, rtol=1e-4)
+    assert torch.equal(greedy_folded, greedy_plain)
+
+
+def _batch_gradient(ctrl: Controller, tokens: torch.Tensor, y: torch.Tensor, n: int) -> list:
+    ctrl.zero_grad(set_to_none=True)
+    with _Replicas(ctrl, n, torch.Generator().manual_seed(0)) as team:
+        team.backward(tokens, y, None, False)
+    return [p.grad.clone() for p in ctrl.parameters()]
+
+
+def test_replicas_sum_to_the_full_batch_gradient() -> None:
+    space, ctrl = make("cnn", mlp_dropout=0.0)
+    ctrl.train()
+    tokens = torch.tensor(
+        [space.encode(a) for a in space.sample_many(np.random.default_rng(5), 30)]
+    )
+    y = torch.rand(30, generator=torch.Generator().manual_seed(1))
+    whole = _batch_gradient(ctrl, tokens, y, 1)
+    for n in (2, 3):  # 30 rows in 2 and 3 slices
+        split = _batch_gradient(ctrl, tokens, y, n)
+        for a, b in zip(whole, split, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
+
+
+def test_a_fit_on_replicas_repeats_exactly_and_restores_the_thread_count() -> None:
+    space = create_search_space("cnn")
+    archs = space.sample_many(np.random.default_rng(6), 60)
+    tokens = torch.tensor([space.encode(a) for a in archs])
+    scores = np.random.default_rng(7).normal(size=60)
+    threads = torch.get_num_threads()
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)  # dropout is on (0.1): its masks come from the replicas' generators
+        ctrl = Controller(space, ControllerConfig(epochs=3, batch_size=20, replicas=2))
+        report, _ = fit_controller(ctrl, tokens, scores, generator=torch.Generator().manual_seed(0))
+        runs.append((report.loss, [p.detach().clone() for p in ctrl.parameters()]))
+        assert torch.get_num_threads() == threads
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
+
+
+def test_replicas_default_to_one_per_thread_where_the_loss_splits_over_rows() -> None:
+    cfg = ControllerConfig()
+    assert fit_replicas(cfg, 2) == 2
+    assert fit_replicas(cfg, 1) == 1
+    assert fit_replicas(cfg, 16) == 4  # no slice under 25 rows of a batch of 100
+    assert fit_replicas(ControllerConfig(batch_size=20), 2) == 1
+    assert fit_replicas(ControllerConfig(replicas=3), 1) == 3
+    assert fit_replicas(ControllerConfig(rank_weight=0.5), 2) == 1  # pairs span the slices
 
 
 def test_augment_permutes_only_symmetric_branches() -> None:
