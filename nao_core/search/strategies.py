@@ -156,12 +156,18 @@ def _run_nao(evaluator: Evaluator, budget: int, seed: int, cfg: NaoConfig) -> Qu
         proposals = _propose(controllers, space, seeds, n_new, oracle.keys())
         for arch in proposals:
             oracle.query(arch)
-        logger.info(
-            "nao round=%d proposals=%d pairwise=%.3f best=%.3f used=%d",
-            round_, len(proposals), report.pairwise_accuracy, max(oracle.scores), oracle.used,
-        )  # fmt: skip
         # The controller can run dry (every step decodes to a known arch): keep the budget moving.
+        before = oracle.used
         _query_random(oracle, space, rng, n_new - len(proposals) + cfg.random_per_round)
+        logger.info(
+            "nao round=%(round)d proposals=%(proposals)d random=%(random)d "
+            "pairwise=%(pairwise).3f best=%(best).3f used=%(used)d",
+            {
+                "round": round_, "proposals": len(proposals),
+                "random": oracle.used - before, "pairwise": report.pairwise_accuracy,
+                "best": max(oracle.scores), "used": oracle.used,
+            },
+        )  # fmt: skip
         if not proposals and oracle.remaining > 0 and oracle.used == len(tokens):
             break  # the space is exhausted
     return oracle

@@ -132,3 +132,14 @@ def test_nao_ensemble_spends_its_budget(evaluator: TabularEvaluator) -> None:
     assert oracle.used == 18
     with pytest.raises(InvalidConfig, match="ensemble"):
         NaoConfig(ensemble=0)
+
+
+def test_rounds_log_what_the_gradient_step_proposed_and_what_random_filled(
+    evaluator: TabularEvaluator, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="nao_core.search.strategies"):
+        oracle = create_strategy("nao")(evaluator, 30, 0, SMALL_NAO)
+    rounds = [r.args for r in caplog.records if r.getMessage().startswith("nao round=")]
+    assert rounds
+    assert sum(r["proposals"] + r["random"] for r in rounds) == oracle.used - 10
+    assert rounds[-1]["used"] == oracle.used == 30
