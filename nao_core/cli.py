@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--methods", default="nao,random,evolution")
     b.add_argument("--queries", default="50,100,150", help="query budgets, comma-separated")
     b.add_argument("--seeds", type=int, default=20)
+    b.add_argument(
+        "--first-seed", type=int, default=0, help="seeds run from here (another sample: 20)"
+    )
     b.add_argument("--signal", default="c10_valid_acc_200ep", help="column searched on")
     b.add_argument("--report", default="c10_test_acc_200ep", help="column reported")
     b.add_argument("--space", default="nb201")

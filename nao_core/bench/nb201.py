@@ -86,6 +86,7 @@ def run_benchmark(
     space: str = "nb201",
     workers: int | None = None,
     overrides: tuple[str, ...] = (),
+    first_seed: int = 0,
 ) -> list[dict[str, Any]]:
     ev = _evaluator(table, space, signal)  # fail fast on a bad path or column
     ev.check_column(report)
@@ -96,7 +97,7 @@ def run_benchmark(
     specs = [
         RunSpec(table, space, m, s, budgets[-1], signal, report, tuple(budgets), overrides)
         for m in methods
-        for s in range(seeds)
+        for s in range(first_seed, first_seed + seeds)
     ]
     workers = workers or max(1, os.cpu_count() or 1)
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -114,6 +115,7 @@ def run_benchmark(
                     "mean": round(float(values[:, j].mean()), 4),
                     "std": round(float(values[:, j].std()), 4),
                     "seeds": seeds,
+                    "first_seed": first_seed,
                     "seconds_per_run": round(secs, 2),
                 }
             )
@@ -146,6 +148,7 @@ def main(args: Any) -> int:
         space=args.space,
         workers=args.workers,
         overrides=tuple(args.set or ()),
+        first_seed=args.first_seed,
     )
     ev = _evaluator(args.table, args.space, args.signal)
     print(format_rows(rows, args.report, ev.best(args.report)))

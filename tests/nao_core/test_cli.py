@@ -49,10 +49,23 @@ def test_bench_nb201_small(nb201_table: Path, tmp_path: Path) -> None:
         ("random", 10), ("random", 20), ("evolution", 10), ("evolution", 20),
     ]  # fmt: skip
     for r in rows:
-        assert set(r) == {"method", "queries", "mean", "std", "seeds", "seconds_per_run"}
+        assert set(r) == {
+            "method", "queries", "mean", "std", "seeds", "first_seed", "seconds_per_run",
+        }  # fmt: skip
         assert 10.0 < r["mean"] <= 94.38
         assert r["seeds"] == 3
+        assert r["first_seed"] == 0
     assert "optimum of c10_test_acc_200ep in the table: 94.37" in out.stdout
+
+
+def test_bench_nb201_first_seed_starts_another_sample(nb201_table: Path) -> None:
+    from nao_core.bench.nb201 import RunSpec, run_benchmark, run_one
+
+    args = ("c10_valid_acc_200ep", "c10_test_acc_200ep")
+    rows = run_benchmark(str(nb201_table), ["random"], [20], 1, *args, workers=1, first_seed=7)
+    spec = RunSpec(str(nb201_table), "nb201", "random", 7, 20, *args, (20,), ())
+    assert rows[0]["mean"] == round(run_one(spec)[0][0], 4)
+    assert rows[0]["first_seed"] == 7
 
 
 def test_bench_nb201_rejects_unknown_column(nb201_table: Path) -> None:
