@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--epochs", type=int, default=1000)
     c.add_argument("--baseline-epochs", type=int, default=5)
     c.add_argument("--threads", type=int, default=2)
+    c.add_argument(
+        "--replicas", type=int, default=0, help="model replicas per batch (0: one per thread)"
+    )
     c.add_argument("--json")
     c.set_defaults(func=_cmd_bench_controller)
     _add_run_commands(sub, bench)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from nao_core.controller import Controller, fit_controller, improve
 from nao_core.controller.fit import (
     cpu_bf16_lstm_supported,
     evaluate_controller,
+    fit_replicas,
     normalize_scores,
 )
 from nao_core.search_space import create_search_space
@@ -118,14 +120,16 @@ def _baseline_fit(
     return seconds
 
 
-def run(epochs: int, baseline_epochs: int, threads: int, seed: int = 0) -> dict[str, Any]:
+def run(
+    epochs: int, baseline_epochs: int, threads: int, seed: int = 0, replicas: int = 0
+) -> dict[str, Any]:
     torch.set_num_threads(threads)
     space = create_search_space("cnn")
     archs, scores = synthetic_pool(600, seed)
     tokens = torch.tensor([space.encode(a) for a in archs], dtype=torch.long)
     # bf16 where the CPU runs bf16 LSTMs (fp32 is timed below as well), else fp32 only
     precision = "bf16" if cpu_bf16_lstm_supported() else "fp32"
-    cfg = ControllerConfig(epochs=epochs, precision=precision)
+    cfg = ControllerConfig(epochs=epochs, precision=precision, replicas=replicas)
     target = normalize_scores(scores)
 
     torch.manual_seed(seed)
@@ -146,7 +150,7 @@ def run(epochs: int, baseline_epochs: int, threads: int, seed: int = 0) -> dict[
     fp32_quality: dict[str, float] = {}
     if precision == "bf16" and epochs <= 2000:  # the same fit at fp32: what bf16 costs
         torch.manual_seed(seed)
-        ref = Controller(space, ControllerConfig(epochs=epochs, precision="fp32"))
+        ref = Controller(space, replace(cfg, precision="fp32"))
         ref_report, _ = fit_controller(
             ref, tokens, scores, generator=torch.Generator().manual_seed(seed)
         )
@@ -168,6 +172,7 @@ def run(epochs: int, baseline_epochs: int, threads: int, seed: int = 0) -> dict[
         "pool": len(archs),
         "batch_size": cfg.batch_size,
         "precision": cfg.precision,
+        "replicas": fit_replicas(cfg, threads),
         "baseline_seconds_per_epoch": round(base_spe, 4),
         "seconds_per_epoch": round(ours_spe, 4),
         "speedup_vs_baseline": round(base_spe / ours_spe, 2),
@@ -182,10 +187,10 @@ def run(epochs: int, baseline_epochs: int, threads: int, seed: int = 0) -> dict[
 
 
 def main(args: Any) -> int:
-    out = run(args.epochs, args.baseline_epochs, args.threads)
+    out = run(args.epochs, args.baseline_epochs, args.threads, replicas=args.replicas)
     print(
         f"controller round, pool {out['pool']}, batch {out['batch_size']}, "
-        f"{out['threads']} threads, precision {out['precision']}"
+        f"{out['threads']} threads, precision {out['precision']}, {out['replicas']} replica(s)"
     )
     print(f"  baseline (plain formulation)  {out['baseline_seconds_per_epoch']:.4f} s/epoch")
     print(

@@ -83,11 +83,15 @@ def test_bench_controller_runs(tmp_path: Path) -> None:
         "3",
         "--baseline-epochs",
         "1",
+        "--replicas",
+        "2",
         "--json",
         str(tmp_path / "c.json"),
     )
     assert out.returncode == 0, out.stderr
+    assert "2 replica(s)" in out.stdout
     data = json.loads((tmp_path / "c.json").read_text())
+    assert data["replicas"] == 2
     assert 0 < data["new_archs"] <= 300  # 3 epochs leave the decoder near-constant
     assert data["speedup_vs_baseline"] > 1.0
     assert data["seconds_per_round_projected"] > 0
