@@ -299,18 +299,21 @@ class _Replicas:
         if self.pool is None:
             return self._slice_backward(0, x, y, penalty, bf16, 1.0)
         n = len(x)
-        rows = [r for r in torch.tensor_split(torch.arange(n), len(self.models)) if len(r)]
+        count = len(self.models)
+        pairs = zip(x.tensor_split(count), y.tensor_split(count), strict=True)
+        slices = [(xs, ys) for xs, ys in pairs if len(xs)]  # row views, no copies
         for params in self.params[1:]:
             for p in params:
                 p.grad = None
         futures = [
-            self.pool.submit(self._slice_backward, k, x[r], y[r], penalty, bf16, len(r) / n)
-            for k, r in enumerate(rows[1:], start=1)
+            self.pool.submit(self._slice_backward, k, xs, ys, penalty, bf16, len(xs) / n)
+            for k, (xs, ys) in enumerate(slices[1:], start=1)
         ]
-        parts = [self._slice_backward(0, x[rows[0]], y[rows[0]], penalty, bf16, len(rows[0]) / n)]
+        x0, y0 = slices[0]
+        parts = [self._slice_backward(0, x0, y0, penalty, bf16, len(x0) / n)]
         parts += [f.result() for f in futures]
         master = self.params[0]
-        for k in range(1, len(rows)):
+        for k in range(1, len(slices)):
             torch._foreach_add_([p.grad for p in master], [p.grad for p in self.params[k]])
         loss, mse, nll = (torch.stack(t).sum() for t in zip(*parts, strict=True))
         return loss, mse, nll
