@@ -278,6 +278,9 @@ def _add_run_commands(sub: argparse._SubParsersAction, bench: argparse._SubParse
     b.add_argument("--steps", type=int, default=8, help="timed training steps / scored archs")
     b.add_argument("--final-steps", type=int, default=2, help="timed steps of the N=6 C=36 net")
     b.add_argument("--controller-epochs", type=int, default=3, help="timed controller epochs")
+    b.add_argument(
+        "--no-graphs", action="store_true", help="CUDA: skip the CUDA-graph rows (eager only)"
+    )
     b.add_argument("--json", help="also write the measurements to this file")
     _add_common(b)
     b.set_defaults(func=_cmd_bench_supernet)

@@ -28,7 +28,7 @@ import torch
 
 from nao_core.config import NetworkConfig, RnnTrainConfig, TrainConfig, from_dict, to_dict
 from nao_core.data import ImageData, ImageDataset
-from nao_core.engine import ClassificationTask, ImageDataModule, evaluate, fit
+from nao_core.engine import ClassificationTask, ImageDataModule, evaluate, fit, graphed_steps
 from nao_core.engine.callbacks import Callback, NullCallback, Phase
 from nao_core.engine.checkpoint import (
     load_checkpoint,
@@ -137,6 +137,14 @@ class _FinalTraining:
         callback.on_phase(Phase.TRAIN, self.cfg.optim.epochs)
         task = ClassificationTask(self.cfg.optim.aux_weight)
         precision = resolve_precision(self.cfg.precision, self.dev)
+        graphs = graphed_steps(
+            self.model,
+            task,
+            self.optimizer,
+            enabled=self.cfg.cuda_graphs,
+            grad_clip=self.cfg.optim.grad_clip,
+            precision=precision,
+        )
         metrics = fit(
             self.model,
             task,
@@ -151,6 +159,7 @@ class _FinalTraining:
             eval_every=self.cfg.eval_every,
             callback=callback,
             epoch_end=epoch_end,
+            graphs=graphs,
         )
         batches = module.eval_batches()
         if "eval_acc" not in metrics and batches is not None:  # resumed after the last epoch

@@ -11,12 +11,15 @@ the production code paths (the engine's ``train_epoch``, ``CnnSupernetEvaluator.
 * one controller round: ``--controller-epochs`` epochs of the EPD on a 600-arch pool, projected
   to the paper's 1000, plus one ``improve`` call (300 new from the top 100).
 
-Each measurement is taken twice in the same process: fp32 with contiguous tensors (the
+Each measurement is taken in the same process for fp32 with contiguous tensors (the
 baseline) and the setting the code uses on the device (bf16 autocast + channels_last on CUDA,
-fp32 + channels_last on a CPU), and the speedup is printed. The projection of a full paper
-search, from the second setting, sums 150 epochs × 45k images of supernet training, 5 scoring
-rounds × 600 archs × the fixed valid images, 4 controller rounds and the top-5 rerank
-(5 × 10 epochs × 45k images).
+fp32 + channels_last on a CPU), and on CUDA also with the training steps replayed from CUDA
+graphs (``cuda_graphs=true``; ``nao_core.engine.graphs``), in bf16 and fp32; the speedups over
+the baseline are printed. With graphs, every architecture is captured on its first step and
+the rate is timed on the replays; the capture time per architecture is reported and charged
+once per distinct architecture in the projection. The projection of a full paper search sums
+150 epochs × 45k images of supernet training, 5 scoring rounds × 600 archs × the fixed valid
+images, 4 controller rounds and the top-5 rerank (5 × 10 epochs × 45k images).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import torch
 from nao_core.config import ControllerConfig, DataConfig, SearchConfig
 from nao_core.controller import Controller, fit_controller, improve
 from nao_core.data import ImageDataset, Split
-from nao_core.engine import ClassificationTask, train_epoch
+from nao_core.engine import ClassificationTask, graphed_steps, train_epoch
 from nao_core.engine.optim import build_sgd
 from nao_core.evaluator.supernet import CnnSupernetEvaluator
 from nao_core.search_space import create_search_space
@@ -77,10 +80,23 @@ def _train_ips(
     batch: tuple[torch.Tensor, torch.Tensor],
     steps: int,
     precision: Resolved,
-) -> float:
-    """Images per second of ``steps`` engine training steps (after a warm-up step on CUDA)."""
+    variants: list[Any] | None = None,
+    use_graphs: bool = False,
+) -> tuple[float, dict[str, float]]:
+    """Images per second of ``steps`` engine training steps (after a warm-up step on CUDA).
+
+    ``variants`` (the supernet's architectures) are drawn in turn, one per step. With
+    ``use_graphs`` every step replays a CUDA graph: a first pass over the variants captures
+    them all, a second is timed for the rate; returned second, the capture cost per variant
+    (seconds: the first pass's extra time) and the device memory the captures took, per
+    variant (empty without graphs).
+    """
     optimizer, _ = build_sgd(model.parameters(), PAPER.optim)
     task = ClassificationTask()
+    graphs = graphed_steps(
+        model, task, optimizer, enabled=use_graphs, grad_clip=5.0, precision=precision
+    )
+    drawn = iter(variants * (3 * steps + 2)) if variants else None
 
     def run(n: int) -> float:
         start = time.perf_counter()
@@ -95,16 +111,33 @@ def _train_ips(
             grad_clip=5.0,
             precision=precision,
             forward=forward,
+            draw=(lambda: next(drawn)) if drawn is not None else None,
+            graphs=graphs,
         )
         return time.perf_counter() - start
 
     if _warm_up(batch[0].device):
         run(1)
-    return steps * batch[0].shape[0] / run(steps)
+    if graphs is None:
+        return steps * batch[0].shape[0] / run(steps), {}
+    free = torch.cuda.mem_get_info(batch[0].device)[0]
+    first = run(steps)  # captures every variant it meets
+    used_mib = (free - torch.cuda.mem_get_info(batch[0].device)[0]) / 2**20
+    timed = run(steps)
+    captured = max(graphs.captures, 1)
+    return steps * batch[0].shape[0] / timed, {
+        "graph_capture_s": max(first - timed, 0.0) / captured,
+        "graph_device_mib_per_arch": used_mib / captured,
+    }
 
 
 def bench_supernet(
-    device: torch.device, precision: Resolved, channels_last: bool, steps: int, archs: list[Any]
+    device: torch.device,
+    precision: Resolved,
+    channels_last: bool,
+    steps: int,
+    archs: list[Any],
+    use_graphs: bool = False,
 ) -> dict[str, float]:
     """Supernet training and scoring throughput (images/s) for one precision setting."""
     cfg = PAPER  # batch 64, N=3, C=20, scoring batch 500
@@ -113,18 +146,34 @@ def bench_supernet(
     ev = CnnSupernetEvaluator(search_cfg, dataset, device, channels_last=channels_last)
     gen = torch.Generator(device).manual_seed(0)
     batch = next(iter(ev.module.train_batches(gen)))
-    it = iter(archs * (steps + 1))
 
-    def forward(model: torch.nn.Module, x: torch.Tensor, progress: float) -> Any:
-        return model(x, next(it), False, progress=progress)
+    def forward(model: torch.nn.Module, x: torch.Tensor, progress: Any, arch: Any) -> Any:
+        return model(x, arch, False, progress=progress)
 
-    train = _train_ips(ev.supernet, forward, batch, steps, precision)
+    train, graph_costs = _train_ips(
+        ev.supernet, forward, batch, steps, precision, archs[:steps], use_graphs
+    )
     if _warm_up(device):
         ev.score(archs[:1])
     start = time.perf_counter()
     ev.score(archs[:steps])  # returns host floats: synchronised
     score = steps * cfg.data.eval_batch_size / (time.perf_counter() - start)
-    return {"supernet_train_ips": train, "score_ips": score}
+    return {"supernet_train_ips": train, "score_ips": score, **graph_costs}
+
+
+def standalone_args(layers: int, channels: int) -> dict[str, Any]:
+    """``CnnNetwork`` arguments of the timed stand-alone nets: CIFAR-shaped, the final
+    training's dropout and drop path (nao-spec §6.1), aux head."""
+    return {
+        "layers": layers,
+        "channels": channels,
+        "num_classes": 10,
+        "in_channels": 3,
+        "image_size": 32,
+        "keep_prob": 0.6,
+        "drop_path_keep_prob": 0.8,
+        "use_aux_head": True,
+    }
 
 
 def bench_network(
@@ -136,23 +185,18 @@ def bench_network(
     layers: int,
     channels: int,
     batch_size: int,
+    use_graphs: bool = False,
 ) -> float:
     """Training throughput (images/s) of a stand-alone network with aux head and drop path."""
-    args = {
-        "layers": layers,
-        "channels": channels,
-        "num_classes": 10,
-        "in_channels": 3,
-        "image_size": 32,
-        "keep_prob": 0.6,
-        "drop_path_keep_prob": 0.8,
-        "use_aux_head": True,
-    }
-    model = build_network(arch, "cnn", args, device, channels_last)
+    model = build_network(arch, "cnn", standalone_args(layers, channels), device, channels_last)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch_size,), device=device)
-    return _train_ips(model, lambda m, x, p: m(x, progress=p), (x, y), steps, precision)
+
+    def forward(m: torch.nn.Module, x: torch.Tensor, progress: Any) -> Any:
+        return m(x, progress=progress)
+
+    return _train_ips(model, forward, (x, y), steps, precision, use_graphs=use_graphs)[0]
 
 
 def bench_controller(epochs: int) -> dict[str, float]:
@@ -183,6 +227,10 @@ def project(m: dict[str, float]) -> dict[str, float]:
     cfg = PAPER
     rounds = cfg.optim.epochs // cfg.eval_every
     train = cfg.optim.epochs * TRAIN_IMAGES / m["supernet_train_ips"]
+    # with CUDA graphs, one capture per distinct architecture trained: the first pool and
+    # every round's new ones
+    captures = cfg.pool_size + (rounds - 1) * cfg.controller.new_archs
+    train += captures * m.get("graph_capture_s", 0.0)
     score = rounds * cfg.pool_size * cfg.score_batches * cfg.data.eval_batch_size / m["score_ips"]
     controller = (rounds - 1) * m["controller_round_s"]
     rerank = cfg.rerank.top_k * cfg.rerank.optim.epochs * TRAIN_IMAGES / m["rerank_train_ips"]
@@ -201,32 +249,43 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     space = create_search_space("cnn")
     archs = space.sample_many(np.random.default_rng(0), max(args.steps, 1) + 1)
-    # The baseline first, then what the search and training code use on this device.
-    settings: list[tuple[str, Resolved, bool]] = [("fp32-contiguous", "fp32", False)]
+    # The baseline first, then what the search and training code use on this device (bf16 +
+    # channels_last on CUDA), then on CUDA the same with every training step replayed from a
+    # CUDA graph (``cuda_graphs=true``), in bf16 and in fp32.
+    Setting = tuple[str, Resolved, bool, bool]
+    settings: list[Setting] = [("fp32-contiguous", "fp32", False, False)]
     precision = resolve_precision("auto", device)
-    settings.append((f"{precision}-channels_last", precision, use_channels_last(device)))
+    cl = use_channels_last(device)
+    default = f"{precision}-channels_last"
+    settings.append((default, precision, cl, False))
+    if device.type == "cuda" and not args.no_graphs:
+        settings.append(("fp32-channels_last-graphs", "fp32", cl, True))
+        settings.append((f"{precision}-channels_last-graphs", precision, cl, True))
+        if PAPER.cuda_graphs:
+            default = settings[-1][0]
     _, naonet_b = get_named_arch("naonet-b")  # a published arch for the stand-alone nets
     torch.manual_seed(0)
     rows: dict[str, dict[str, float]] = {}
-    for name, precision, cl in settings:
-        row = bench_supernet(device, precision, cl, args.steps, archs)
+    for name, precision, cl, graphs in settings:
+        row = bench_supernet(device, precision, cl, args.steps, archs, graphs)
         row["rerank_train_ips"] = bench_network(
-            device, precision, cl, args.steps, naonet_b, 3, 20, 64
+            device, precision, cl, args.steps, naonet_b, 3, 20, 64, graphs
         )
         row["final_train_ips"] = bench_network(
-            device, precision, cl, args.final_steps, naonet_b, 6, 36, 128
+            device, precision, cl, args.final_steps, naonet_b, 6, 36, 128, graphs
         )
         rows[name] = row
     ctrl = bench_controller(args.controller_epochs)
     for row in rows.values():
         row.update(ctrl)
-    used = settings[-1][0]
+    used = default
     out = {
         "device": device_name(device),
         "settings": list(rows),
         "used_by_search": used,
         "rows": rows,
         "projection_s": project(rows[used]),
+        "projected_total_s": {name: project(row)["total_s"] for name, row in rows.items()},
         "steps": args.steps,
         # glibc keeps freed activations in the process (nao_core.utils.allocator)
         "malloc_keep_freed": keep_freed_memory(),
@@ -235,6 +294,10 @@ def main(args: argparse.Namespace) -> int:
     if len(rows) > 1:
         base = rows[settings[0][0]]
         out["speedup"] = {k: rows[used][k] / base[k] for k in base if k.endswith("_ips")}
+        out["speedup_by_setting"] = {
+            name: {k: row[k] / base[k] for k in base if k.endswith("_ips")}
+            for name, row in rows.items()
+        }
     _print(out)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -250,6 +313,10 @@ def _print(out: dict[str, Any]) -> None:
         print(f"  pool scoring        (B=500, batch BN)   {row['score_ips']:10.1f} img/s")
         print(f"  rerank train step   (B=64, N=3, C=20)   {row['rerank_train_ips']:10.1f} img/s")
         print(f"  final train step    (B=128, N=6, C=36)  {row['final_train_ips']:10.1f} img/s")
+        if "graph_capture_s" in row:
+            print(f"  CUDA graph capture per architecture     {row['graph_capture_s']:10.3f} s")
+            mib = row["graph_device_mib_per_arch"]
+            print(f"  device memory per captured architecture {mib:10.1f} MiB")
     row = out["rows"][out["used_by_search"]]
     print(
         f"controller round: {row['controller_epoch_s']:.3f} s/epoch x 1000 + improve "
@@ -257,6 +324,10 @@ def _print(out: dict[str, Any]) -> None:
     )
     for k, v in out.get("speedup", {}).items():
         print(f"speedup {k}: {v:.2f}x ({out['used_by_search']} vs {out['settings'][0]})")
+    for name, ratios in out.get("speedup_by_setting", {}).items():
+        if name not in (out["used_by_search"], out["settings"][0]):
+            parts = ", ".join(f"{k.removesuffix('_ips')} {v:.2f}x" for k, v in ratios.items())
+            print(f"speedup with {name}: {parts}")
     p = out["projection_s"]
     print(f"projected full paper search with {out['used_by_search']}:")
     print(f"  supernet training 150 epochs x 45k images  {p['supernet_training_s'] / 3600:8.2f} h")
@@ -264,3 +335,5 @@ def _print(out: dict[str, Any]) -> None:
     print(f"  controller 4 rounds                        {p['controller_s'] / 3600:8.2f} h")
     print(f"  rerank top 5 x 10 epochs x 45k images      {p['rerank_s'] / 3600:8.2f} h")
     print(f"  total                                      {p['total_s'] / 3600:8.2f} h")
+    for name, total in out["projected_total_s"].items():
+        print(f"projected total with {name}: {total / 3600:.2f} h")

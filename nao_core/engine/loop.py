@@ -11,13 +11,14 @@ global step t out of T = epochs x batches (NAO_V1, nao-spec §4.1). Metrics are 
 device and read once per epoch; the loss is checked for NaN/inf every ``check_every`` steps
 and at the end of the epoch, raising ``TrainingDiverged`` before a broken model can score
 anything. The learning-rate scheduler steps once per epoch, after it (the modern order;
-NAO_V1 stepped before each epoch, nao-spec §8 item 22).
+NAO_V1 stepped before each epoch, nao-spec §8 item 22). On CUDA the same step can be
+replayed from a CUDA graph per architecture (``nao_core.engine.graphs``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -25,12 +26,16 @@ from torch import Tensor, nn
 
 from nao_core.engine.callbacks import Callback, NullCallback
 from nao_core.engine.data import DataModule
+from nao_core.engine.graphs import GraphedSteps, StepCall
 from nao_core.engine.metrics import MetricSums
 from nao_core.engine.tasks import Task
 from nao_core.errors import Cancelled, TrainingDiverged
 from nao_core.utils.device import Resolved, autocast
 
-Forward = Callable[[nn.Module, Tensor, float], Any]  # (model, images, progress) -> outputs
+# (model, images, progress[, variant]) -> outputs; the variant (the supernet's sampled
+# architecture) is passed when ``train_epoch`` is given ``draw``. Progress is a float, or a
+# 0-dim device tensor inside a CUDA graph.
+Forward = Callable[..., Any]
 EpochEnd = Callable[[int, dict[str, float]], None]
 CHECK_EVERY = 100  # steps between divergence checks (a host sync each)
 
@@ -65,6 +70,8 @@ def train_epoch(
     precision: Resolved = "fp32",
     forward: Forward = default_forward,
     check_every: int = CHECK_EVERY,
+    draw: Callable[[], Hashable] | None = None,
+    graphs: GraphedSteps | None = None,
 ) -> tuple[dict[str, float], int]:
     """One pass over ``batches``.
 
@@ -72,6 +79,10 @@ def train_epoch(
         step: Global step of the first batch (drop-path progress is (step + 1) / total_steps).
         total_steps: Steps of the whole training run.
         grad_clip: Max global gradient norm; 0 disables clipping.
+        draw: Called once per step for the variant ``forward`` gets (the supernet's
+            architecture); None for a fixed network.
+        graphs: Run each step through these CUDA graphs (one per variant) instead of eagerly;
+            built for this model, optimizer, task, clip and precision.
 
     Returns:
         The task's epoch metrics and the global step after the last batch.
@@ -84,20 +95,32 @@ def train_epoch(
     sums = MetricSums()
     model.train()
     for x, y in batches:
-        with autocast(device, precision):
-            outputs = forward(model, x, (step + 1) / max(total_steps, 1))
-        loss, stats = task.loss(outputs, (x, y))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            nn.utils.clip_grad_norm_(params, grad_clip)
-        optimizer.step()
+        progress = (step + 1) / max(total_steps, 1)
+        variant = draw() if draw is not None else None
+        call = _bind(forward, model, draw is not None, variant)
+        if graphs is not None:
+            stats = graphs.step(variant, call, x, y, progress)
+        else:
+            with autocast(device, precision):
+                outputs = call(x, progress)
+            loss, stats = task.loss(outputs, (x, y))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip > 0:
+                nn.utils.clip_grad_norm_(params, grad_clip)
+            optimizer.step()
         sums.add(stats, y.shape[0])
         step += 1
         if step % check_every == 0:
             _check_finite(sums, step)
     _check_finite(sums, step)
     return task.summarize(sums.read()), step
+
+
+def _bind(forward: Forward, model: nn.Module, with_variant: bool, variant: Any) -> StepCall:
+    if with_variant:
+        return lambda x, progress: forward(model, x, progress, variant)
+    return lambda x, progress: forward(model, x, progress)
 
 
 @torch.no_grad()
@@ -136,6 +159,8 @@ def fit(
     eval_every: int = 1,
     callback: Callback | None = None,
     epoch_end: EpochEnd | None = None,
+    draw: Callable[[], Hashable] | None = None,
+    graphs: GraphedSteps | None = None,
 ) -> dict[str, float]:
     """Train from ``start_epoch`` (epochs already done) to ``epochs``.
 
@@ -165,6 +190,8 @@ def fit(
             grad_clip=grad_clip,
             precision=precision,
             forward=forward,
+            draw=draw,
+            graphs=graphs,
         )
         if scheduler is not None:
             scheduler.step()

@@ -26,7 +26,15 @@ from torch import Tensor, nn
 from nao_core.config import RnnSearchConfig, SearchConfig
 from nao_core.data import ImageDataset
 from nao_core.data.corpus import Corpus
-from nao_core.engine import ClassificationTask, ImageDataModule, correct_count, evaluate, fit
+from nao_core.engine import (
+    ClassificationTask,
+    GraphedSteps,
+    ImageDataModule,
+    correct_count,
+    evaluate,
+    fit,
+    graphed_steps,
+)
 from nao_core.engine.callbacks import Callback
 from nao_core.engine.loop import EpochEnd
 from nao_core.engine.optim import build_sgd
@@ -111,6 +119,7 @@ class CnnSupernetEvaluator:
         self.optimizer, self.scheduler = build_sgd(self.supernet.parameters(), cfg.optim)
         self.generator = torch.Generator(device).manual_seed(cfg.seed)
         self.task = ClassificationTask(cfg.optim.aux_weight)
+        self.graphs: GraphedSteps | None = None  # built at the first train() on CUDA
         # First images of the valid split, which is itself a seeded random permutation.
         self.score_batches = self.data.fixed_batches(
             "valid", cfg.data.eval_batch_size, cfg.score_batches
@@ -126,9 +135,19 @@ class CnnSupernetEvaluator:
         callback: Callback,
         epoch_end: EpochEnd,
     ) -> None:
-        def forward(model: nn.Module, x: Tensor, progress: float) -> Any:
-            return model(x, sample(), False, progress=progress)
+        def forward(model: nn.Module, x: Tensor, progress: float | Tensor, arch: Arch) -> Any:
+            return model(x, arch, False, progress=progress)
 
+        if self.graphs is None:
+            self.graphs = graphed_steps(
+                self.supernet,
+                self.task,
+                self.optimizer,
+                enabled=self.cfg.cuda_graphs,
+                grad_clip=self.cfg.optim.grad_clip,
+                precision=self.precision,
+                max_graphs=self.cfg.cuda_graph_cache,
+            )
         fit(
             self.supernet,
             self.task,
@@ -143,6 +162,8 @@ class CnnSupernetEvaluator:
             forward=forward,
             callback=callback,
             epoch_end=epoch_end,
+            draw=sample,
+            graphs=self.graphs,
         )
 
     @torch.no_grad()
@@ -170,6 +191,14 @@ class CnnSupernetEvaluator:
                 self.data, rcfg.batch_size, self.cfg.data.eval_batch_size, eval_split="valid"
             )
             task = ClassificationTask(rcfg.optim.aux_weight)
+            graphs = graphed_steps(
+                model,
+                task,
+                optimizer,
+                enabled=self.cfg.cuda_graphs,
+                grad_clip=rcfg.optim.grad_clip,
+                precision=self.precision,
+            )
             metrics = fit(
                 model,
                 task,
@@ -181,6 +210,7 @@ class CnnSupernetEvaluator:
                 grad_clip=rcfg.optim.grad_clip,
                 precision=self.precision,
                 eval_every=max(rcfg.optim.epochs, 1),  # the valid split once, at the end
+                graphs=graphs,
             )
             if "eval_acc" in metrics:
                 return metrics["eval_acc"]
@@ -199,6 +229,7 @@ class CnnSupernetEvaluator:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.supernet.load_state_dict(state["supernet"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.graphs = None  # captured against the optimizer's old momentum buffers
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
 

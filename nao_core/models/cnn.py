@@ -87,8 +87,11 @@ class Cell(nn.Module):
         )
         self.out_channels = len(self.loose) * C
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, keep_prob: float) -> torch.Tensor:
-        """Args: s0, s1: outputs of the cells two back and one back; keep_prob: drop path."""
+    def forward(
+        self, s0: torch.Tensor, s1: torch.Tensor, keep_prob: float | torch.Tensor | None
+    ) -> torch.Tensor:
+        """Args: s0, s1: outputs of the cells two back and one back; keep_prob: drop path's
+        keep probability, None for no drop path."""
         states = list(self.calibrate(s0, s1))  # 2 x (B, C, H, W)
         for j in range(0, len(self.branches), 2):
             states.append(
@@ -100,9 +103,11 @@ class Cell(nn.Module):
         ]
         return torch.cat(outs, dim=1)  # (B, k·C, H', W')
 
-    def _branch(self, j: int, states: list[torch.Tensor], keep_prob: float) -> torch.Tensor:
+    def _branch(
+        self, j: int, states: list[torch.Tensor], keep_prob: float | torch.Tensor | None
+    ) -> torch.Tensor:
         out = self.branches[j](states[self.inputs[j]])
-        if self.training and self.droppable[j] and keep_prob < 1.0:
+        if self.training and self.droppable[j] and keep_prob is not None:
             out = drop_path(out, keep_prob)
         return out
 
@@ -245,14 +250,14 @@ class CnnNetwork(nn.Module):
                 self.aux_size = size
 
     def forward(
-        self, x: torch.Tensor, progress: float = 1.0
+        self, x: torch.Tensor, progress: float | torch.Tensor = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Classify a batch.
 
         Args:
             x: images (B, in_channels, H, W).
             progress: fraction of training done, t / T, for the drop-path schedule (ignored in
-                eval mode).
+                eval mode); a 0-dim device tensor inside a CUDA graph.
 
         Returns:
             Logits (B, num_classes) and aux logits (B, num_classes), the latter only in
@@ -261,9 +266,10 @@ class CnnNetwork(nn.Module):
         s0 = s1 = self.stem(x)  # (B, 3C, H, W)
         aux = None
         num_cells = len(self.cells)
+        drop = self.training and self.drop_path_keep_prob < 1.0
         for i, cell in enumerate(self.cells):
-            keep = 1.0
-            if self.training:
+            keep = None
+            if drop:
                 keep = drop_path_keep_prob(self.drop_path_keep_prob, i, num_cells, progress)
             s0, s1 = s1, cell(s0, s1, keep)
             if i == self.aux_index and self.aux_head is not None and self.training:

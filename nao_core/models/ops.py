@@ -189,29 +189,37 @@ class MaybeCalibrateSize(nn.Module):
         return self.pre0(s0), self.pre1(s1)
 
 
-def drop_path_keep_prob(keep_prob: float, layer: int, num_layers: int, progress: float) -> float:
+def drop_path_keep_prob(
+    keep_prob: float, layer: int, num_layers: int, progress: float | torch.Tensor
+) -> float | torch.Tensor:
     """NAO_V1's scheduled keep probability of cell ``layer`` (0-based) of ``num_layers``.
 
     p_l = 1 - (l + 1) / L * (1 - p) grows the drop rate with depth; p_{l,t} = 1 - progress *
     (1 - p_l) ramps it up over training. NAO_V1 uses progress = (t + 1) / T for global step t
     of T (spec §4.1); progress = 1 gives the full-strength, end-of-training value. Progress
     is clamped to [0, 1] (TF NASNet takes min(1, t / T)), so a loop that runs past its planned
-    step count keeps the final rate instead of failing.
+    step count keeps the final rate instead of failing. A 0-dim tensor ``progress`` (a CUDA
+    graph's input, ``nao_core.engine.graphs``) gives a tensor, computed on its device.
     """
-    progress = min(max(progress, 0.0), 1.0)
+    if isinstance(progress, torch.Tensor):
+        progress = progress.clamp(0.0, 1.0)
+    else:
+        progress = min(max(progress, 0.0), 1.0)
     layer_keep = 1.0 - (layer + 1) / num_layers * (1.0 - keep_prob)
     return 1.0 - progress * (1.0 - layer_keep)
 
 
 def drop_path(
-    x: torch.Tensor, keep_prob: float, generator: torch.Generator | None = None
+    x: torch.Tensor, keep_prob: float | torch.Tensor, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Zero whole samples with probability 1 - keep_prob and rescale the rest by 1/keep_prob.
 
     The (B, 1, 1, 1) mask is drawn in one call on x's device (NAO_V1 built it on the CPU and
-    copied it over). Callers decide when it applies (training only, not on identity).
+    copied it over). Callers decide when it applies (training only, not on identity). A tensor
+    ``keep_prob`` (0-dim, on x's device) is never compared on the host, so a CUDA graph can
+    capture the draw; a keep probability of 1 then draws an all-ones mask.
     """
-    if keep_prob >= 1.0:
+    if not isinstance(keep_prob, torch.Tensor) and keep_prob >= 1.0:
         return x
     mask = torch.empty((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device)
     mask.bernoulli_(keep_prob, generator=generator)

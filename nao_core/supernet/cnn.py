@@ -151,9 +151,11 @@ class WSReLUConvBN(nn.Module):
         _kaiming_rows(self.weight.data)
         self._index_cache: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
 
-    def _index(self, ids: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    def _index(self, ids: tuple[int, ...], device: torch.device) -> torch.Tensor | None:
         key = (ids, device)
         if key not in self._index_cache:
+            if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+                return None  # a host-to-device copy cannot be captured in a CUDA graph
             self._index_cache[key] = torch.tensor(ids, dtype=torch.long, device=device)
         return self._index_cache[key]
 
@@ -161,9 +163,11 @@ class WSReLUConvBN(nn.Module):
         """Args: x: (B, len(ids)·C_in, H, W), the states ``ids`` concatenated in that order."""
         if len(ids) == 1:
             w = self.weight[ids[0]]  # (C_out, C_in)
-        else:
-            w = self.weight.index_select(0, self._index(tuple(ids), self.weight.device))
+        elif (index := self._index(tuple(ids), self.weight.device)) is not None:
+            w = self.weight.index_select(0, index)
             w = w.permute(1, 0, 2).reshape(self.C_out, len(ids) * self.C_in)  # (C_out, k·C_in)
+        else:  # the same matrix, one slice per state
+            w = torch.cat([self.weight[i] for i in ids], dim=1)
         out = F.conv2d(F.relu(x), w[:, :, None, None])  # (B, C_out, H, W)
         return self.bn(out, 0, batch_stats)
 
@@ -235,7 +239,7 @@ class SupernetCell(nn.Module):
         s0: torch.Tensor,
         s1: torch.Tensor,
         cell: CellArch,
-        keep_prob: float,
+        keep_prob: float | torch.Tensor | None,
         batch_stats: bool,
     ) -> torch.Tensor:
         states = list(self._calibrate(s0, s1, batch_stats))  # 2 x (B, C, H, W)
@@ -243,7 +247,7 @@ class SupernetCell(nn.Module):
             total = None
             for slot, (inp, op) in enumerate(node.branches()):
                 out = self.slots[2 * j + slot](states[inp], op, inp, batch_stats)
-                if self.training and op != IDENTITY and keep_prob < 1.0:
+                if self.training and op != IDENTITY and keep_prob is not None:
                     out = drop_path(out, keep_prob)
                 total = out if total is None else total + out
             assert total is not None
@@ -326,7 +330,12 @@ class CnnSupernet(nn.Module):
             self.to(dtype)
 
     def forward(
-        self, x: torch.Tensor, arch: CnnArch, bn_batch_stats: bool, *, progress: float = 1.0
+        self,
+        x: torch.Tensor,
+        arch: CnnArch,
+        bn_batch_stats: bool,
+        *,
+        progress: float | torch.Tensor = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Run the sub-network of ``arch``.
 
@@ -335,7 +344,8 @@ class CnnSupernet(nn.Module):
             arch: the sampled architecture of the "cnn" space.
             bn_batch_stats: normalise with batch statistics in every BN even in eval mode (set
                 it when scoring architectures; training mode always uses batch statistics).
-            progress: fraction of training done, t / T, for the drop-path schedule.
+            progress: fraction of training done, t / T, for the drop-path schedule; a 0-dim
+                device tensor inside a CUDA graph.
 
         Returns:
             Logits (B, num_classes) and aux logits, the latter only in training mode with an
@@ -345,9 +355,10 @@ class CnnSupernet(nn.Module):
         s0 = s1 = self.stem_bn(self.stem_conv(x), 0, bn_batch_stats)  # (B, 3C, H, W)
         aux = None
         num_cells = len(self.cells)
+        drop = self.training and self.drop_path_keep_prob < 1.0
         for i, cell in enumerate(self.cells):
-            keep = 1.0
-            if self.training:
+            keep = None
+            if drop:
                 keep = drop_path_keep_prob(self.drop_path_keep_prob, i, num_cells, progress)
             cell_arch = arch.reduction if cell.reduction else arch.normal
             s0, s1 = s1, cell(s0, s1, cell_arch, keep, bn_batch_stats)

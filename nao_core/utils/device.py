@@ -43,9 +43,14 @@ def use_channels_last(device: torch.device) -> bool:
 
 
 @contextlib.contextmanager
-def autocast(device: torch.device, precision: Resolved) -> Iterator[None]:
-    """bf16 autocast on ``device`` when ``precision`` is bf16, else nothing."""
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+def autocast(device: torch.device, precision: Resolved, cache: bool = True) -> Iterator[None]:
+    """bf16 autocast on ``device`` when ``precision`` is bf16, else nothing.
+
+    ``cache=False`` for CUDA-graph capture: cached bf16 weight copies must not outlive it.
+    """
+    with torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=cache
+    ):
         yield
 
 

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from nao_core.config import ControllerConfig, apply_overrides, from_dict, to_dict
+from nao_core.config import (
+    ControllerConfig,
+    SearchConfig,
+    apply_overrides,
+    from_dict,
+    to_dict,
+)
 from nao_core.errors import InvalidConfig, UnknownName
 from nao_core.presets import get_preset, list_presets
 from nao_core.search.strategies import NaoConfig
@@ -32,6 +38,11 @@ def test_overrides_nested_and_typed() -> None:
     assert cfg.controller.proposal_order == "predicted"
     assert cfg.controller.lr == 1.0
     assert from_dict(NaoConfig, to_dict(cfg)) == cfg
+    for spelled in ("false", "False", "FALSE"):  # as JSON writes it, or as Python does
+        assert not apply_overrides(
+            cfg, [f"controller.swap_augment={spelled}"]
+        ).controller.swap_augment
+    assert apply_overrides(SearchConfig(), ["cuda_graphs=true"]).cuda_graphs
 
 
 @pytest.mark.parametrize(
