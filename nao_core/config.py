@@ -303,7 +303,7 @@ class SearchConfig:
     pool_size: int = 600
     eval_every: int = 30  # epochs between pool evaluations; the last epoch is always one
     score_batches: int = 1  # fixed valid batches (of data.eval_batch_size) scoring every arch
-    precision: Precision = "auto"
+    precision: Precision = "auto"  # fp32 on CPU and CUDA alike (evaluator/supernet.py says why)
     # On CUDA, replay each architecture's training step from a CUDA graph (engine/graphs.py),
     # keeping at most cuda_graph_cache of them; ignored on a CPU. Off until its GPU tests
     # (tests/nao_core/test_graphs.py) have run on a GPU: a probe of the technique gave 7.5x.

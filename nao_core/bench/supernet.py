@@ -12,9 +12,10 @@ the production code paths (the engine's ``train_epoch``, ``CnnSupernetEvaluator.
   to the paper's 1000, plus one ``improve`` call (300 new from the top 100).
 
 Each measurement is taken in the same process for fp32 with contiguous tensors (the
-baseline) and the setting the code uses on the device (bf16 autocast + channels_last on CUDA,
-fp32 + channels_last on a CPU), and on CUDA also with the training steps replayed from CUDA
-graphs (``cuda_graphs=true``; ``nao_core.engine.graphs``), in bf16 and fp32; the speedups over
+baseline), the setting the search uses on the device (fp32 + channels_last on a CPU; on CUDA
+the baseline itself, see ``nao_core.evaluator.supernet``), and on CUDA also bf16 autocast +
+channels_last (the stand-alone networks' default there) and both with the training steps
+replayed from CUDA graphs (``cuda_graphs=true``; ``nao_core.engine.graphs``); the speedups over
 the baseline are printed. With graphs, every architecture is captured on its first step and
 the rate is timed on the replays; the capture time per architecture is reported and charged
 once per distinct architecture in the projection. The projection of a full paper search sums
@@ -38,7 +39,11 @@ from nao_core.controller import Controller, fit_controller, improve
 from nao_core.data import ImageDataset, Split
 from nao_core.engine import ClassificationTask, graphed_steps, train_epoch
 from nao_core.engine.optim import build_sgd
-from nao_core.evaluator.supernet import CnnSupernetEvaluator
+from nao_core.evaluator.supernet import (
+    SEARCH_CUDA_PRECISION,
+    CnnSupernetEvaluator,
+    search_channels_last,
+)
 from nao_core.search_space import create_search_space
 from nao_core.search_space.named import get_named_arch
 from nao_core.train import build_network
@@ -48,7 +53,6 @@ from nao_core.utils.device import (
     device_name,
     resolve_device,
     resolve_precision,
-    use_channels_last,
 )
 
 PAPER = SearchConfig()
@@ -249,20 +253,28 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     space = create_search_space("cnn")
     archs = space.sample_many(np.random.default_rng(0), max(args.steps, 1) + 1)
-    # The baseline first, then what the search and training code use on this device (bf16 +
-    # channels_last on CUDA), then on CUDA the same with every training step replayed from a
-    # CUDA graph (``cuda_graphs=true``), in bf16 and in fp32.
+    # The baseline first, then what the search uses on this device (fp32 channels_last on a
+    # CPU; on CUDA fp32 NCHW, the baseline itself), then on CUDA the stand-alone networks'
+    # default (bf16 channels_last) and both with every training step replayed from a CUDA
+    # graph (``cuda_graphs=true``).
     Setting = tuple[str, Resolved, bool, bool]
-    settings: list[Setting] = [("fp32-contiguous", "fp32", False, False)]
-    precision = resolve_precision("auto", device)
-    cl = use_channels_last(device)
-    default = f"{precision}-channels_last"
-    settings.append((default, precision, cl, False))
-    if device.type == "cuda" and not args.no_graphs:
-        settings.append(("fp32-channels_last-graphs", "fp32", cl, True))
-        settings.append((f"{precision}-channels_last-graphs", precision, cl, True))
-        if PAPER.cuda_graphs:
-            default = settings[-1][0]
+
+    def setting(precision: Resolved, cl: bool, graphs: bool) -> Setting:
+        name = f"{precision}-{'channels_last' if cl else 'contiguous'}"
+        return (f"{name}-graphs" if graphs else name, precision, cl, graphs)
+
+    search_precision = resolve_precision("auto", device, SEARCH_CUDA_PRECISION)
+    search = setting(search_precision, search_channels_last(device), False)
+    settings = [setting("fp32", False, False)]
+    if search not in settings:
+        settings.append(search)
+    default = search[0]
+    if device.type == "cuda":
+        settings.append(setting("bf16", True, False))
+        if not args.no_graphs:
+            settings += [setting("fp32", False, True), setting("bf16", True, True)]
+            if PAPER.cuda_graphs:
+                default = setting(search[1], search[2], True)[0]
     _, naonet_b = get_named_arch("naonet-b")  # a published arch for the stand-alone nets
     torch.manual_seed(0)
     rows: dict[str, dict[str, float]] = {}

@@ -1,11 +1,12 @@
 """Device, precision and memory-format choices, made in one place (nao-spec §9 "Modernize").
 
-On CUDA the CNNs run under bf16 autocast (fp32 weights, optimizer and loss); on a CPU they
-run in fp32. Both store activations and conv weights ``channels_last``: cuDNN and oneDNN
-both pick faster kernels for it (measured with ``nao bench supernet`` on an AVX-512 CPU:
+On CUDA the stand-alone CNNs run under bf16 autocast (fp32 weights, optimizer and loss); on a
+CPU they run in fp32. Both store activations and conv weights ``channels_last``: cuDNN and
+oneDNN both pick faster kernels for it (measured with ``nao bench supernet`` on an AVX-512 CPU:
 supernet training 3x, stand-alone nets 2.7x; on that CPU bf16 sped up inference but slowed
 training relative to fp32 channels_last). ``"auto"`` picks that; ``"fp32"``/``"bf16"``
-force one.
+force one. The weight-sharing search overrides both on CUDA (``nao_core.evaluator.supernet``:
+its tiny steps are bound by kernel launches there, and casts and layout changes add kernels).
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return torch.device(device)
 
 
-def resolve_precision(precision: str, device: torch.device) -> Resolved:
-    """``"auto"`` -> bf16 on CUDA, fp32 elsewhere."""
+def resolve_precision(
+    precision: str, device: torch.device, cuda_auto: Resolved = "bf16"
+) -> Resolved:
+    """``"auto"`` -> ``cuda_auto`` (bf16 unless the caller measured better) on CUDA, fp32
+    elsewhere."""
     if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
+        return cuda_auto if device.type == "cuda" else "fp32"
     if precision not in ("fp32", "bf16"):
         raise InvalidConfig(f"precision: must be auto, fp32 or bf16, got {precision!r}")
     return "bf16" if precision == "bf16" else "fp32"
