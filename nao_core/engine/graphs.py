@@ -68,7 +68,7 @@ class GraphedSteps:
 
     Args:
         max_graphs: graphs kept; the least recently used is dropped beyond it (then captured
-            again if its variant returns).
+            again if its variant returns). A capture that runs out of device memory halves it.
     """
 
     def __init__(
@@ -189,22 +189,37 @@ class GraphedSteps:
     ) -> tuple[torch.cuda.CUDAGraph, dict[str, Tensor]] | None:
         assert self.x is not None
         assert self.y is not None
+        self._evict_to(self.max_graphs - 1)  # make room first: a capture takes memory
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph, pool=self.pool):
                 stats = self.functional_step(call, self.x, self.y)
+        except torch.cuda.OutOfMemoryError:
+            # The cache outgrew the device: keep half of it, train this step eagerly, and
+            # capture again when the variant returns.
+            self.max_graphs = max(1, len(self.graphs) // 2)
+            self._evict_to(self.max_graphs)
+            logger.warning("cuda_graphs=out_of_memory cache_now=%d", self.max_graphs)
+            self._after_failed_capture()
+            return None
         except RuntimeError as exc:  # an op that cannot be captured: train it eagerly
             logger.warning("cuda_graphs=capture_failed variant=%s error=%s", variant, exc)
             self.uncapturable.add(variant)
-            self._zero_grad()
-            torch.cuda.synchronize(self.device)
+            self._after_failed_capture()
             return None
         self._zero_grad()  # the graph keeps writing them; nothing outside reads them
         self.captures += 1
         self.graphs[variant] = (graph, stats)
-        while len(self.graphs) > self.max_graphs:
-            self.graphs.popitem(last=False)
         return graph, stats
+
+    def _evict_to(self, size: int) -> None:
+        while self.graphs and len(self.graphs) > max(size, 0):
+            self.graphs.popitem(last=False)  # least recently used first
+
+    def _after_failed_capture(self) -> None:
+        self._zero_grad()
+        torch.cuda.synchronize(self.device)
+        torch.cuda.empty_cache()
 
 
 def graphed_steps(
