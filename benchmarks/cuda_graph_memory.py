@@ -71,6 +71,7 @@ for k in marks:
     res[f"device_mib_used_after_{k}"] = round((free0 - torch.cuda.mem_get_info()[0]) / 2**20)
     res[f"reserved_mib_after_{k}"] = round(torch.cuda.memory_reserved() / 2**20)
     done = k
+    print(json.dumps(res), flush=True)  # partial figures survive a timeout
 order = list(np.random.default_rng(1).integers(0, n_archs, size=2000))
 s, m = run([archs[i] for i in order])
 res["replay_img_s_random_order"] = round(64 * len(order) / s, 1)
