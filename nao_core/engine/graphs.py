@@ -100,6 +100,7 @@ class GraphedSteps:
         self.uncapturable: set[Hashable] = set()
         self.captures = 0
         self._warm = False
+        self._side: torch.cuda.Stream | None = None  # for the eager steps (first, short)
         for p in self.params:
             state = optimizer.state[p]
             if state.get("momentum_buffer") is None:
@@ -107,7 +108,11 @@ class GraphedSteps:
 
     # -- the step, as plain tensor ops (runs eagerly too: that is how it is tested on a CPU) --
     def functional_step(self, call: StepCall, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-        """Forward, backward, clip and SGD update; gradients must be None on entry."""
+        """Forward, backward, clip and SGD update, from cleared gradients.
+
+        Clearing here, not per step, keeps a replayed step free of it: a replay never sets
+        the parameters' ``.grad`` (they stay None after a capture)."""
+        self._zero_grad()
         with autocast(self.device, self.precision, cache=False):
             outputs = call(x, self.progress)
         loss, stats = self.task.loss(outputs, (x, y))
@@ -152,7 +157,6 @@ class GraphedSteps:
         same variant's next step.
         """
         self._set_inputs(progress)
-        self._zero_grad()
         if self.device.type != "cuda":
             return self.functional_step(call, x, y)
         if self.x is None:
@@ -176,7 +180,9 @@ class GraphedSteps:
         return stats
 
     def _eager_on_side_stream(self, call: StepCall, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-        side = torch.cuda.Stream(self.device)
+        if self._side is None:
+            self._side = torch.cuda.Stream(self.device)
+        side = self._side
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             stats = self.functional_step(call, x, y)

@@ -165,7 +165,6 @@ def test_replayed_graphs_equal_the_eager_step_on_cuda(precision: str) -> None:
     sums = 0.0
     for i, ((x, y), arch) in enumerate(zip(data, order, strict=True)):
         steps._set_inputs((i + 1) / 10)
-        steps._zero_grad()
         stats = steps.functional_step(lambda x, p, a=arch: forward(reference, x, p, a), x, y)
         sums += stats["loss"].item()
     assert m_graph["loss"] == pytest.approx(sums / sum(len(y) for _, y in data), rel=1e-5)
