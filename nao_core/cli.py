@@ -85,7 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     b = bench.add_parser("nb201", help="search strategies on a tabular benchmark")
     b.add_argument("--table", required=True, help="CSV(.gz) with arch_str and metric columns")
-    b.add_argument("--methods", default="nao,random,evolution")
+    b.add_argument(
+        "--methods",
+        default="nao,random,evolution",
+        help="of nao, seminas (NAO + pseudo-labels), random, evolution",
+    )
     b.add_argument("--queries", default="50,100,150", help="query budgets, comma-separated")
     b.add_argument("--seeds", type=int, default=20)
     b.add_argument(

@@ -63,6 +63,13 @@ class ControllerConfig:
     max_step_size: int = 50  # eta = 1, 2, ..., max_step_size + 1
     step_escalations: int = 0  # wider eta ranges tried when a round runs dry (0 = authors')
     proposal_order: Literal["step", "predicted"] = "step"
+    # Semi-supervised NAO (SemiNAS, Luo et al. 2020), 0 = NAO as published: after each fit,
+    # this many random unseen architectures are labelled by the predictor and the controller
+    # is fitted again for ``pseudo_epochs`` on the real and the pseudo labels together. The
+    # decoder then learns far more architectures than the few evaluated, so moved embeddings
+    # decode to new ones instead of collapsing onto the pool (``controller.semi``).
+    pseudo_labels: int = 0
+    pseudo_epochs: int = 40
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "mlp_hidden_size", "batch_size", "epochs", "top_seeds"):
@@ -72,6 +79,8 @@ class ControllerConfig:
         _check(self.replicas >= 0, "controller.replicas", "must be >= 0 (0 = auto)")
         _check(self.max_step_size >= 0, "controller.max_step_size", "must be >= 0")
         _check(self.step_escalations >= 0, "controller.step_escalations", "must be >= 0")
+        _check(self.pseudo_labels >= 0, "controller.pseudo_labels", "must be >= 0 (0 = off)")
+        _check(self.pseudo_epochs > 0, "controller.pseudo_epochs", "must be > 0")
         _check(0.0 <= self.trade_off <= 1.0, "controller.trade_off", "must be in [0, 1]")
         for name in ("mlp_dropout", "encoder_dropout", "decoder_dropout"):
             _check(0.0 <= getattr(self, name) < 1.0, f"controller.{name}", "must be in [0, 1)")

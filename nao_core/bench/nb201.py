@@ -19,12 +19,19 @@ from typing import Any
 import numpy as np
 
 from nao_core.config import apply_overrides
+from nao_core.errors import UnknownName
 from nao_core.evaluator.tabular import TabularEvaluator
 from nao_core.presets import get_preset
 from nao_core.search.strategies import create_strategy
 from nao_core.search_space import create_search_space
 
-STRATEGY_PRESETS = {"nao": "nao/nb201", "evolution": "evolution/nb201", "random": None}
+# method -> (strategy, preset); "seminas" is NAO with pseudo-labels (controller.semi)
+METHODS: dict[str, tuple[str, str | None]] = {
+    "nao": ("nao", "nao/nb201"),
+    "seminas": ("nao", "nao/nb201-seminas"),
+    "evolution": ("evolution", "evolution/nb201"),
+    "random": ("random", None),
+}
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,14 @@ def _evaluator(table: str, space: str, signal: str) -> TabularEvaluator:
     return _EVALUATORS[key]
 
 
+def _method(method: str) -> tuple[str, str | None]:
+    if method not in METHODS:
+        raise UnknownName("benchmark method", method, sorted(METHODS))
+    return METHODS[method]
+
+
 def strategy_config(method: str, overrides: tuple[str, ...]) -> Any:
-    preset = STRATEGY_PRESETS.get(method)
+    preset = _method(method)[1]
     if preset is None:
         return None
     mine = [o.split(".", 1)[1] for o in overrides if o.startswith(f"{method}.")]
@@ -66,7 +79,7 @@ def run_one(spec: RunSpec) -> tuple[list[float], float]:
     ev = _evaluator(spec.table, spec.space, spec.signal)
     cfg = strategy_config(spec.method, spec.overrides)
     start = time.perf_counter()
-    oracle = create_strategy(spec.method)(ev, spec.budget, spec.seed, cfg)
+    oracle = create_strategy(_method(spec.method)[0])(ev, spec.budget, spec.seed, cfg)
     seconds = time.perf_counter() - start
     best = oracle.best_so_far()
     out = []
@@ -91,7 +104,7 @@ def run_benchmark(
     ev = _evaluator(table, space, signal)  # fail fast on a bad path or column
     ev.check_column(report)
     for m in methods:
-        create_strategy(m)
+        create_strategy(_method(m)[0])
         strategy_config(m, overrides)
     budgets = sorted(set(budgets))
     specs = [

@@ -133,15 +133,25 @@ def fit_controller(
     generator: torch.Generator,
     epochs: int | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    normalized: bool = False,
 ) -> tuple[FitReport, torch.optim.Optimizer]:
     """Train ``controller`` in place on ``tokens`` (N, L) and raw ``scores`` (N,), higher better.
+
+    With ``normalized`` the scores are already targets in [0, 1] (pseudo-labels next to
+    normalised real ones, ``controller.semi``) and are used as they are.
 
     Returns the report and the optimizer, which the caller may pass back next round when
     ``cfg.reset_optimizer`` is off (the RNN recipe keeps Adam's state).
     """
     cfg = controller.cfg
     epochs = cfg.epochs if epochs is None else epochs
-    target = torch.as_tensor(normalize_scores(scores, cfg.target_transform), dtype=torch.float32)
+    if normalized:
+        values = np.asarray(scores, dtype=np.float64)
+        if values.size and not (values.min() >= 0.0 and values.max() <= 1.0):
+            raise ValueError("normalized targets must lie in [0, 1]")
+    else:
+        values = normalize_scores(scores, cfg.target_transform)
+    target = torch.as_tensor(values, dtype=torch.float32)
     tokens = tokens.long()
     n = tokens.shape[0]
     if optimizer is None or cfg.reset_optimizer:

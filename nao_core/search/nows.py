@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from nao_core.config import NaoSearchConfig, to_dict
-from nao_core.controller import Controller, fit_controller, improve
+from nao_core.controller import Controller, improve
 from nao_core.engine.callbacks import Callback, NullCallback
 from nao_core.engine.checkpoint import (
     load_checkpoint,
@@ -58,6 +58,7 @@ from nao_core.engine.checkpoint import (
 )
 from nao_core.errors import InvalidConfig, NaoCoreError, TrainingDiverged
 from nao_core.search.pool import ArchPool, PoolEntry
+from nao_core.search.pool_fit import fit_on_pool
 from nao_core.search_space import create_search_space
 from nao_core.train import run_train
 from nao_core.utils.provenance import provenance
@@ -332,11 +333,9 @@ class NaoSearch:
 
     def _propose(self, budget: int | None) -> list[PoolEntry]:
         ccfg = self.cfg.controller
-        entries = self.pool.entries  # sorted, every one scored
-        tokens = torch.tensor([self.space.encode(e.arch) for e in entries], dtype=torch.long)
-        scores = np.array([e.score for e in entries], dtype=np.float64)
-        report, _ = fit_controller(
-            self.controller, tokens, scores, generator=self.controller_generator
+        # every entry is scored (a round is finished only then)
+        report, _ = fit_on_pool(
+            self.controller, self.pool, rng=self.rng, generator=self.controller_generator
         )
         seeds = self.pool.top(ccfg.top_seeds)
         n_new = ccfg.new_archs if budget is None else min(ccfg.new_archs, budget)

@@ -132,7 +132,7 @@ def run_nao(
 def _run_nao(evaluator: Evaluator, budget: int, seed: int, cfg: NaoConfig) -> QueryBudget:
     import torch
 
-    from nao_core.controller import Controller, fit_controller
+    from nao_core.controller import Controller, fit_with_pseudo_labels
 
     ccfg = cfg.controller
     space, rng = evaluator.space, np.random.default_rng(seed)
@@ -146,9 +146,9 @@ def _run_nao(evaluator: Evaluator, budget: int, seed: int, cfg: NaoConfig) -> Qu
         round_ += 1
         tokens = torch.tensor([space.encode(a) for a in oracle.archs], dtype=torch.long)
         for k, controller in enumerate(controllers):
-            report, optimizers[k] = fit_controller(
-                controller, tokens, np.asarray(oracle.scores), generator=generator,
-                optimizer=optimizers[k],
+            report, optimizers[k] = fit_with_pseudo_labels(
+                controller, space, tokens, np.asarray(oracle.scores), known=oracle.keys(),
+                rng=rng, generator=generator, optimizer=optimizers[k],
             )  # fmt: skip
         order = np.argsort(-np.asarray(oracle.scores), kind="stable")[: ccfg.top_seeds]
         seeds = [oracle.archs[i] for i in order]

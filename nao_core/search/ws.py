@@ -58,7 +58,7 @@ import numpy as np
 import torch
 
 from nao_core.config import RnnSearchConfig, SearchConfig, to_dict
-from nao_core.controller import Controller, fit_controller, improve
+from nao_core.controller import Controller, improve
 from nao_core.data import ImageDataset
 from nao_core.data.corpus import Corpus, load_corpus
 from nao_core.engine.callbacks import Callback, NullCallback, Phase
@@ -75,6 +75,7 @@ from nao_core.engine.data import load_image_dataset
 from nao_core.errors import Cancelled, InvalidConfig
 from nao_core.evaluator.supernet import SupernetEvaluator, create_supernet_evaluator
 from nao_core.search.pool import ArchPool, PoolEntry
+from nao_core.search.pool_fit import fit_on_pool
 from nao_core.search_space.base import Arch
 from nao_core.utils.device import resolve_device
 from nao_core.utils.provenance import provenance
@@ -201,12 +202,10 @@ class WeightSharingSearch:
         ccfg = self.cfg.controller
         self.callback.on_phase(Phase.CONTROLLER, ccfg.epochs)
         entries = self.pool.entries
-        tokens = torch.tensor([self.space.encode(e.arch) for e in entries], dtype=torch.long)
-        scores = np.array([e.score for e in entries], dtype=np.float64)
-        report, self.controller_optimizer = fit_controller(
+        report, self.controller_optimizer = fit_on_pool(
             self.controller,
-            tokens,
-            scores,
+            self.pool,
+            rng=self.rng,
             generator=self.controller_generator,
             optimizer=self.controller_optimizer,
         )

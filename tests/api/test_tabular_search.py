@@ -60,6 +60,10 @@ def test_nb201_defaults_and_presets(client, auth, nb201_table) -> None:
     tuned = client.post("/searches", json=body, headers=auth).json()
     assert tuned["config"]["strategy_config"]["controller"]["epochs"] == 50
     assert tuned["dataset"] == "cifar100"
+    semi = {**NB201, "method": "nao", "preset": "nb201-seminas"}
+    semi_job = client.post("/searches", json=semi, headers=auth).json()
+    assert semi_job["config"]["strategy_config"]["controller"]["pseudo_labels"] == 500
+    assert nao["config"]["strategy_config"]["controller"]["pseudo_labels"] == 0
     rnd = client.post("/searches", json={**NB201, "method": "random"}, headers=auth).json()
     assert rnd["config"]["strategy_config"] is None
     assert rnd["preset"] is None

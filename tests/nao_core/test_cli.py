@@ -68,6 +68,26 @@ def test_bench_nb201_first_seed_starts_another_sample(nb201_table: Path) -> None
     assert rows[0]["first_seed"] == 7
 
 
+def test_bench_nb201_seminas_is_nao_with_pseudo_labels(nb201_table: Path) -> None:
+    from nao_core.bench.nb201 import RunSpec, run_one, strategy_config
+
+    cfg = strategy_config("seminas", ("seminas.controller.pseudo_labels=40",))
+    assert cfg.controller.pseudo_labels == 40
+    assert strategy_config("nao", ()).controller.pseudo_labels == 0  # NAO as published
+    args = ("c10_valid_acc_200ep", "c10_test_acc_200ep")
+    overrides = ("seminas.controller.pseudo_labels=40", "seminas.controller.pseudo_epochs=5")
+    spec = RunSpec(str(nb201_table), "nb201", "seminas", 0, 20, *args, (20,), overrides)
+    (value,), _ = run_one(spec)
+    assert 10.0 < value <= 94.38
+
+
+def test_bench_nb201_rejects_unknown_method(nb201_table: Path) -> None:
+    out = nao("bench", "nb201", "--table", str(nb201_table), "--methods", "nao,bohb")
+    assert out.returncode == 2
+    assert "unknown benchmark method 'bohb'" in out.stderr
+    assert "seminas" in out.stderr
+
+
 def test_bench_nb201_rejects_unknown_column(nb201_table: Path) -> None:
     out = nao("bench", "nb201", "--table", str(nb201_table), "--report", "nope", "--seeds", "1")
     assert out.returncode == 2

@@ -113,6 +113,33 @@ def test_steps_in_any_order_reach_the_same_pool(
     assert got == expected
 
 
+def test_pseudo_labels_resume_to_the_same_pool(tiny: NaoSearchConfig, tmp_path: Path) -> None:
+    """Pseudo-labels draw unseen archs from the search's generator: a run re-opened from disk
+    between steps must draw the same ones and reach the one-process run's pool."""
+    import torch
+
+    cfg = apply_overrides(tiny, {"controller.pseudo_labels": 20, "controller.pseudo_epochs": 2})
+    one, steps = tmp_path / "one", tmp_path / "steps"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_nao_search(cfg, run_dir=one, device="cpu")
+        while not (search := NaoSearch.open(cfg, steps)).done:
+            for c in search.plan_round():
+                folder = one / "candidates" / search.candidate_dir(c.id).name
+                assert json.loads((folder / "config.json").read_text())["arch"] == c.arch
+                out = evaluate_candidate(cfg, c.arch, folder, device="cpu")  # cached result
+                search.record(c.id, out.score)  # type: ignore[arg-type]
+            search.finish_round(search.round)
+            search.save()
+    finally:
+        torch.set_num_threads(threads)
+    expected = {(e["id"], e["arch"], e["score"]) for e in read_result(one).pool}  # type: ignore[union-attr]
+    got = {(e["id"], e["arch"], e["score"]) for e in read_result(steps).pool}  # type: ignore[union-attr]
+    assert got == expected
+    assert len(expected) > cfg.initial_pool  # the controller's rounds added candidates
+
+
 def test_evaluate_candidate_is_idempotent(finished: Path, tiny: NaoSearchConfig) -> None:
     folder = sorted((finished / "candidates").iterdir())[0]
     arch = json.loads((folder / "config.json").read_text())["arch"]

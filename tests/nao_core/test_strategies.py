@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,21 @@ def test_same_seed_same_run(evaluator: TabularEvaluator, method: str) -> None:
     assert a.archs == b.archs
     assert a.scores == b.scores
     assert a.archs != c.archs
+
+
+def test_nao_with_pseudo_labels_spends_its_budget_and_repeats(
+    evaluator: TabularEvaluator,
+) -> None:
+    controller = replace(SMALL_NAO.controller, pseudo_labels=60, pseudo_epochs=5)
+    cfg = replace(SMALL_NAO, controller=controller)
+    a = create_strategy("nao")(evaluator, 25, 3, cfg)
+    b = create_strategy("nao")(evaluator, 25, 3, cfg)
+    plain = create_strategy("nao")(evaluator, 25, 3, SMALL_NAO)
+    assert a.used == 25
+    assert len({evaluator.space.canonical_key(x) for x in a.archs}) == 25
+    assert a.archs == b.archs
+    assert a.archs[:10] == plain.archs[:10]  # the same random start
+    assert a.archs != plain.archs
 
 
 def test_nao_beats_its_own_random_start(evaluator: TabularEvaluator) -> None:

@@ -116,6 +116,18 @@ def test_stopped_run_resumes_to_the_same_result(full_run, cfg, tmp_path) -> None
     assert resumed.top == result.top
 
 
+def test_pseudo_labels_resume_to_the_same_result(cfg, tmp_path) -> None:
+    """Pseudo-labels draw unseen archs from the search's generator, which the state saves."""
+    semi = apply_overrides(cfg, ["controller.pseudo_labels=20", "controller.pseudo_epochs=2"])
+    with one_thread():
+        full = run_search(semi, run_dir=tmp_path / "full", device="cpu")
+        cut = run_search(semi, run_dir=tmp_path / "cut", device="cpu", callback=Recorder(3))
+        assert cut.status == "cancelled"
+        resumed = run_search(semi, run_dir=tmp_path / "cut", device="cpu")
+    assert resumed.pool == full.pool
+    assert resumed.top == full.top
+
+
 def test_finished_run_is_returned_not_rerun(full_run, cfg) -> None:
     result, _, run_dir = full_run
     again = run_search(cfg, run_dir=run_dir, device="cpu", callback=Recorder(stop_at=0))
