@@ -16,7 +16,12 @@ from nao_core.controller import (
     normalize_scores,
     pairwise_accuracy,
 )
-from nao_core.controller.fit import _Replicas, fit_replicas
+from nao_core.controller.fit import (
+    _fused_adam_state,
+    _Replicas,
+    clipped_step,
+    fit_replicas,
+)
 from nao_core.controller.improve import move_embeddings
 from nao_core.search_space import create_search_space, list_search_spaces
 
@@ -269,3 +274,32 @@ def test_bf16_request_trains_in_fp32_where_the_cpu_cannot() -> None:
         ctrl, tokens, np.arange(16.0), generator=torch.Generator().manual_seed(0)
     )
     assert np.isfinite(report.loss)
+
+
+@pytest.mark.parametrize("max_norm", [0.05, 1e3])  # clipping on every step / never
+def test_clipped_step_matches_clip_then_adam(max_norm: float) -> None:
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(7, 5)), torch.nn.Parameter(torch.randn(5))]
+    twins = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    fast = torch.optim.Adam(params, lr=1e-2, weight_decay=1e-4, fused=True)
+    plain = torch.optim.Adam(twins, lr=1e-2, weight_decay=1e-4, fused=True)
+    for step in range(4):
+        assert (_fused_adam_state(fast, params) is None) == (step == 0)  # then the fast path
+        grads = [torch.randn_like(p) for p in params]
+        for p, q, g in zip(params, twins, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        clipped_step(fast, params, max_norm)  # the first step takes the generic path
+        torch.nn.utils.clip_grad_norm_(twins, max_norm)
+        plain.step()
+        for p, q in zip(params, twins, strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+    state = fast.state_dict()["state"]
+    assert all(float(s["step"]) == 4 for s in state.values())
+
+
+def test_clipped_step_falls_back_for_other_optimizers() -> None:
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([p], lr=0.5)
+    p.grad = torch.full((3,), 4.0)  # norm 6.93, clipped to 1
+    clipped_step(opt, [p], 1.0)
+    torch.testing.assert_close(p.detach(), torch.full((3,), 1.0 - 0.5 / 3**0.5))
