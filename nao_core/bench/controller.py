@@ -11,7 +11,8 @@ optimised path is ``fit_controller``: folded projections, bf16 where the CPU has
 LSTMs, and the batch split over one model replica per thread. Both fits are checked to
 reach the same quality (pairwise accuracy, reconstruction Hamming distance, final loss) so
 speed is not bought with a worse fit. The authors' PyTorch code was measured at about
-0.42 s per epoch on this kind of machine (issue #2); that figure is printed beside ours.
+0.42 s per epoch on this kind of machine (issue #2), where the baseline ran 0.219; ours is
+printed against that fixed figure and against it scaled by the baseline timed now.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from nao_core.controller.fit import (
 from nao_core.search_space import create_search_space
 
 AUTHORS_SECONDS_PER_EPOCH = 0.42  # issue #2, authors' NAO_V1 code on 2 CPU cores
+# The baseline below ran 0.219 s/epoch on the machine where the authors' code ran 0.42. The
+# shared VMs we bench on change speed by up to 1.5x from day to day, so a fixed 0.42 flatters
+# a fast day; the authors' time scaled by today's baseline does not.
+BASELINE_SECONDS_BESIDE_AUTHORS = 0.219
 
 
 def synthetic_pool(n: int, seed: int) -> tuple[list[Any], np.ndarray]:
@@ -178,6 +183,9 @@ def run(
         "speedup_vs_baseline": round(base_spe / ours_spe, 2),
         "authors_seconds_per_epoch": AUTHORS_SECONDS_PER_EPOCH,
         "speedup_vs_authors": round(AUTHORS_SECONDS_PER_EPOCH / ours_spe, 2),
+        "speedup_vs_authors_scaled": round(
+            base_spe * AUTHORS_SECONDS_PER_EPOCH / BASELINE_SECONDS_BESIDE_AUTHORS / ours_spe, 2
+        ),
         "generate_seconds": round(gen_seconds, 2),
         "new_archs": len(new),
         "seconds_per_round_projected": round(ours_spe * 1000 + gen_seconds, 1),
@@ -197,6 +205,11 @@ def main(args: Any) -> int:
         f"  ours                          {out['seconds_per_epoch']:.4f} s/epoch  "
         f"x{out['speedup_vs_baseline']} vs baseline, x{out['speedup_vs_authors']} vs the "
         f"authors' {AUTHORS_SECONDS_PER_EPOCH} s/epoch"
+    )
+    print(
+        f"  vs the authors scaled by the baseline: x{out['speedup_vs_authors_scaled']} "
+        f"(their {AUTHORS_SECONDS_PER_EPOCH} s ran beside a {BASELINE_SECONDS_BESIDE_AUTHORS} s "
+        "baseline; this one is timed now)"
     )
     print(
         f"  generate 300 from top 100     {out['generate_seconds']:.2f} s ({out['new_archs']} new)"

@@ -114,6 +114,10 @@ def test_bench_controller_runs(tmp_path: Path) -> None:
     assert data["replicas"] == 2
     assert 0 < data["new_archs"] <= 300  # 3 epochs leave the decoder near-constant
     assert data["speedup_vs_baseline"] > 1.0
+    assert "vs the authors scaled by the baseline" in out.stdout
+    assert data["speedup_vs_authors_scaled"] == pytest.approx(
+        data["speedup_vs_baseline"] * 0.42 / 0.219, rel=0.02
+    )
     assert data["seconds_per_round_projected"] > 0
     assert data["gflop_per_epoch"] == pytest.approx(13.68, abs=0.01)  # 600 CNN archs, H 96
     assert 0 < data["achieved_gflops"] < 2 * data["gemm_peak_gflops_fp32"]
