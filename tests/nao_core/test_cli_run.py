@@ -71,3 +71,10 @@ def test_bench_supernet_runs(tmp_path: Path) -> None:
     assert len(data["rows"]) == 2  # the fp32 contiguous baseline and the setting in use
     assert data["projection_s"]["total_s"] > 0
     assert set(data["speedup"]) >= {"supernet_train_ips", "score_ips", "final_train_ips"}
+    if data["device"].startswith("cpu"):  # against the authors' CPU rates, fixed and scaled
+        for key, authors, beside in (("supernet_train_ips", 38.0, 36.7), ("score_ips", 62.5, 70.9)):
+            ratio = data["vs_authors_cpu"][key]
+            ours = data["rows"][data["used_by_search"]][key]
+            assert ratio["fixed"] == pytest.approx(ours / authors)
+            assert ratio["scaled"] == pytest.approx(data["speedup"][key] * beside / authors)
+        assert "scaled by the baseline timed now" in out.stdout
