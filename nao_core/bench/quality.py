@@ -107,13 +107,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     space = create_search_space(search_cfg.space)
     top = space.parse(found.top[0]["arch"])
     rng = np.random.default_rng(args.seed)
-    candidates = [("top", top)]
-    seen = {space.canonical_key(top)}
-    while len(candidates) < args.random + 1:
-        arch = space.sample(rng)
-        if space.canonical_key(arch) not in seen:
-            seen.add(space.canonical_key(arch))
-            candidates.append((f"random{len(candidates)}", arch))
+    randoms = space.sample_unseen(rng, args.random, {space.canonical_key(top)})
+    candidates = [("top", top)] + [(f"random{k}", a) for k, a in enumerate(randoms, start=1)]
     rows = []
     for name, arch in candidates:
         result = run_train(

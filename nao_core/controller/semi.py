@@ -26,30 +26,9 @@ import torch
 
 from nao_core.controller.fit import FitReport, fit_controller, normalize_scores
 from nao_core.controller.model import Controller
-from nao_core.search_space.base import Arch, SearchSpace
+from nao_core.search_space.base import SearchSpace
 
 logger = logging.getLogger(__name__)
-
-_MAX_MISSES = 1000  # consecutive draws of known archs before the space counts as exhausted
-
-
-def sample_unseen(
-    space: SearchSpace, rng: np.random.Generator, n: int, known: Collection[str]
-) -> list[Arch]:
-    """Up to ``n`` distinct random architectures whose canonical keys are not in ``known``."""
-    out: list[Arch] = []
-    keys: set[str] = set()
-    misses = 0
-    while len(out) < n and misses < _MAX_MISSES:
-        arch = space.sample(rng)
-        key = space.canonical_key(arch)
-        if key in known or key in keys:
-            misses += 1
-            continue
-        keys.add(key)
-        out.append(arch)
-        misses = 0
-    return out
 
 
 def fit_with_pseudo_labels(
@@ -72,7 +51,7 @@ def fit_with_pseudo_labels(
     )
     if cfg.pseudo_labels == 0:
         return report, optimizer
-    unlabelled = sample_unseen(space, rng, cfg.pseudo_labels, known)
+    unlabelled = space.sample_unseen(rng, cfg.pseudo_labels, known)
     if not unlabelled:
         return report, optimizer
     extra = torch.tensor([space.encode(a) for a in unlabelled], dtype=torch.long)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,8 @@ import numpy as np
 from nao_core.errors import InvalidArchitecture
 
 Arch = Any  # each space has its own frozen, hashable arch type
+
+_MAX_MISSES = 1000  # draws of known archs in a row before ``sample_unseen`` gives up
 
 
 class SearchSpace(ABC):
@@ -82,6 +84,25 @@ class SearchSpace(ABC):
 
     def sample_many(self, rng: np.random.Generator, n: int) -> list[Arch]:
         return [self.sample(rng) for _ in range(n)]
+
+    def sample_unseen(
+        self, rng: np.random.Generator, n: int, known: Collection[str] = ()
+    ) -> list[Arch]:
+        """Up to ``n`` distinct random architectures whose canonical keys are not in ``known``;
+        fewer when ``_MAX_MISSES`` draws in a row hit known ones (the space is nearly used up)."""
+        out: list[Arch] = []
+        keys: set[str] = set()
+        misses = 0
+        while len(out) < n and misses < _MAX_MISSES:
+            arch = self.sample(rng)
+            key = self.canonical_key(arch)
+            if key in known or key in keys:
+                misses += 1
+                continue
+            keys.add(key)
+            out.append(arch)
+            misses = 0
+        return out
 
     def _legal(self) -> np.ndarray:
         """``token_mask()`` built once: ``decode`` runs for thousands of rows per round."""

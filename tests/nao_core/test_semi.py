@@ -10,7 +10,6 @@ import torch
 
 from nao_core.config import ControllerConfig
 from nao_core.controller import Controller, fit_controller, fit_with_pseudo_labels
-from nao_core.controller.semi import sample_unseen
 from nao_core.errors import InvalidConfig
 from nao_core.search_space import create_search_space
 
@@ -34,7 +33,7 @@ def _controller(cfg: ControllerConfig) -> Controller:
 def test_sample_unseen_draws_distinct_archs_the_search_has_not_seen() -> None:
     archs, _, _ = _labelled(30, 0)
     known = {SPACE.canonical_key(a) for a in archs}
-    drawn = sample_unseen(SPACE, np.random.default_rng(1), 200, known)
+    drawn = SPACE.sample_unseen(np.random.default_rng(1), 200, known)
     keys = [SPACE.canonical_key(a) for a in drawn]
     assert len(drawn) == 200
     assert len(set(keys)) == 200
@@ -46,7 +45,7 @@ def test_sample_unseen_stops_when_the_space_runs_out() -> None:
     legal = [np.flatnonzero(row).tolist() for row in space.token_mask()]
     every = {space.canonical_key(space.decode(list(t))) for t in itertools.product(*legal)}
     assert len(every) == 15625
-    assert sample_unseen(space, np.random.default_rng(0), 10, every) == []
+    assert space.sample_unseen(np.random.default_rng(0), 10, every) == []
 
 
 def test_without_pseudo_labels_it_is_the_plain_fit() -> None:
@@ -73,7 +72,7 @@ def test_pseudo_labels_teach_the_decoder_the_unlabelled_archs() -> None:
     known = {SPACE.canonical_key(a) for a in archs}
     base = ControllerConfig(epochs=60, replicas=1)
     semi = ControllerConfig(epochs=60, replicas=1, pseudo_labels=300, pseudo_epochs=60)
-    unlabelled = sample_unseen(SPACE, np.random.default_rng(9), 300, known)
+    unlabelled = SPACE.sample_unseen(np.random.default_rng(9), 300, known)
     held = torch.tensor([SPACE.encode(a) for a in unlabelled[:100]], dtype=torch.long)
 
     plain = _controller(base)
