@@ -1,7 +1,7 @@
 # Each target is a one-liner and the name of the CI step it mirrors.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-TABLE ?= ../shared/data/nas-bench-201/nb201_accuracy_table.csv.gz
+TABLE ?= nao_core/tables/nb201_accuracy_table.csv.gz
 
 .PHONY: install lint fmt test test-all bench-nb201 bench-controller
 

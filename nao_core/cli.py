@@ -3,7 +3,9 @@
 nao spaces                              list the search spaces
 nao arch SPACE "ARCH"                   validate an architecture; print its forms
 nao presets                             list the named configurations
-nao bench nb201 --table PATH ...        NAO vs random vs evolution on a tabular benchmark
+nao data list [--data-dir DIR]          datasets and tables: installed or missing, size, source
+nao data install NAME [--from PATH]     download (or copy from an archive/folder) and check
+nao bench nb201 [--table PATH] ...      NAO vs random vs evolution on a tabular benchmark
 nao bench controller                    one controller round at the paper's settings, timed
 nao bench supernet                      NAO-WS throughput and a full paper search projected
 nao bench rnn                           RNN supernet / LM throughput, paper search + final
@@ -58,6 +60,35 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n else "-"
+
+
+def _cmd_data_list(args: argparse.Namespace) -> int:
+    from nao_core.catalog import entries
+
+    rows = entries(args.data_dir)
+    print(f"data directory: {rows[0].data_dir}")
+    print(f"{'name':<10} {'kind':<14} {'status':<9} {'size':>9}  where / official source")
+    for st in rows:
+        e = st.entry
+        where = str(st.path) if st.installed else e.url
+        state = "installed" if st.installed else "missing"
+        print(f"{e.name:<10} {e.kind:<14} {state:<9} {_size(st.size):>9}  {where}")
+    return 0
+
+
+def _cmd_data_install(args: argparse.Namespace) -> int:
+    from nao_core.catalog import get_entry
+
+    get_entry(args.name)  # an unknown name fails here, before torch is imported
+    from nao_core.installer import install
+
+    done = install(args.name, args.data_dir, args.source, say=print)
+    print(f"{done.name}: installed at {done.path} ({_size(done.size)})")
+    return 0
+
+
 def _cmd_bench_nb201(args: argparse.Namespace) -> int:
     from nao_core.bench import nb201
 
@@ -81,10 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("space")
     a.add_argument("arch")
     a.set_defaults(func=_cmd_arch)
+    _add_data_commands(sub)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     b = bench.add_parser("nb201", help="search strategies on a tabular benchmark")
-    b.add_argument("--table", required=True, help="CSV(.gz) with arch_str and metric columns")
+    b.add_argument(
+        "--table",
+        default=None,
+        help="CSV(.gz) with arch_str and metric columns (default: the NAS-Bench-201 table, "
+        "from the data directory if installed there, else the copy shipped with nao)",
+    )
     b.add_argument(
         "--methods",
         default="nao,random,evolution",
@@ -137,6 +174,14 @@ def _space_of_dataset(dataset: str | None) -> str:
     return "rnn" if dataset is not None and is_corpus(dataset) else "cnn"
 
 
+def _require_data(dataset: str, data_dir: str) -> None:
+    """Fail before any training when the dataset is not installed, naming the install command."""
+    from nao_core.catalog import CATALOG, require
+
+    if dataset in CATALOG:
+        require(dataset, data_dir)
+
+
 def _set_threads(args: argparse.Namespace) -> None:
     if args.threads:
         import torch
@@ -159,6 +204,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     named = {"space": space if space != "rnn" else None, "data.dataset": args.dataset}
     cfg = apply_overrides(cfg, {k: v for k, v in named.items() if v is not None})
     cfg = apply_overrides(cfg, args.set or [])
+    _require_data(cfg.data.dataset, args.data_dir)
     _set_threads(args)
     result = run_search(
         cfg,
@@ -190,6 +236,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.dataset is not None:
         cfg = apply_overrides(cfg, {"data.dataset": args.dataset})
     cfg = apply_overrides(cfg, args.set or [])
+    _require_data(cfg.data.dataset, args.data_dir)
     _set_threads(args)
     result = run_train(
         arch,
@@ -237,11 +284,45 @@ def _add_job_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument(
         "--dataset", default=None, help="cifar10, cifar100, digits (cnn); ptb, wikitext2 (rnn)"
     )
-    p.add_argument("--data-dir", default=None, help="folder of the official dataset files")
+    p.add_argument("--data-dir", default=_data_dir(), help=_DATA_DIR_HELP)
     p.add_argument("--preset", default="small", help="paper, small or tiny")
     p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. optim.epochs=10")
     _add_common(p)
+
+
+_DATA_DIR_HELP = (
+    "folder of the dataset files (default: $NAO_DATA_DIR, else $NAO_HOME/data, i.e. "
+    "~/.nao/data; see nao data list)"
+)
+
+
+def _data_dir() -> str:
+    from nao_core.catalog import default_data_dir
+
+    return str(default_data_dir())
+
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="datasets and tables: list them, install one")
+    cmds = data.add_subparsers(dest="data", required=True)
+    ls = cmds.add_parser("list", help="every dataset and table: installed or missing, size")
+    ls.add_argument("--data-dir", default=_data_dir(), help=_DATA_DIR_HELP)
+    ls.set_defaults(func=_cmd_data_list)
+    i = cmds.add_parser(
+        "install", help="download the official archive (or use --from), check it, put it in place"
+    )
+    i.add_argument("name", help="cifar10, cifar100, ptb, wikitext2, digits or nb201")
+    i.add_argument(
+        "--from",
+        dest="source",
+        metavar="PATH",
+        default=None,
+        help="offline: the official archive (cifar-10-python.tar.gz, cifar-100-python.tar.gz, "
+        "simple-examples.tgz, wikitext-2-v1.zip) or a folder that holds the files",
+    )
+    i.add_argument("--data-dir", default=_data_dir(), help=_DATA_DIR_HELP)
+    i.set_defaults(func=_cmd_data_install)
 
 
 def _add_run_commands(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
@@ -273,7 +354,7 @@ def _add_run_commands(sub: argparse._SubParsersAction, bench: argparse._SubParse
         "eval", help="test accuracy, parameters and FLOPs (CNN) or valid/test perplexity (RNN)"
     )
     e.add_argument("--checkpoint", required=True, help="model.pt written by nao train")
-    e.add_argument("--data-dir", default=None, help="folder of the official dataset files")
+    e.add_argument("--data-dir", default=_data_dir(), help=_DATA_DIR_HELP)
     e.add_argument("--split", default=None, help="test, valid or train (default: as trained)")
     _add_common(e)
     e.set_defaults(func=_cmd_eval)

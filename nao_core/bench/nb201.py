@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from nao_core.catalog import table_path
 from nao_core.config import apply_overrides
 from nao_core.errors import UnknownName
 from nao_core.evaluator.tabular import TabularEvaluator
@@ -151,8 +152,9 @@ def format_rows(rows: list[dict[str, Any]], report: str, optimum: float) -> str:
 
 
 def main(args: Any) -> int:
+    table = args.table or str(table_path("nb201"))  # installed in the data dir, else shipped
     rows = run_benchmark(
-        table=args.table,
+        table=table,
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         budgets=[int(q) for q in args.queries.split(",")],
         seeds=args.seeds,
@@ -163,7 +165,7 @@ def main(args: Any) -> int:
         overrides=tuple(args.set or ()),
         first_seed=args.first_seed,
     )
-    ev = _evaluator(args.table, args.space, args.signal)
+    ev = _evaluator(table, args.space, args.signal)
     print(format_rows(rows, args.report, ev.best(args.report)))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
