@@ -8,13 +8,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from api.auth import verify_token
-from api.db import session_factory
 from api.errors import Unauthorized
-from api.models import ApiToken
-from api.settings import ApiSettings, get_settings
+from store.db import session_factory
+from store.models import ApiToken
+from store.settings import Settings, get_settings
+from store.tokens import verify_token
 
-SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def get_session() -> Iterator[Session]:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.errors import NaoError, handle_nao_error
+from api.errors import handle_service_error
 from api.readcache import CachedReads, ChangeListener, ReadCache
 from api.routes import (
     architectures,
@@ -22,8 +22,9 @@ from api.routes import (
     search_spaces,
     sweeps,
 )
-from api.settings import get_settings
+from jobs.errors import ServiceError
 from nao_core.errors import NaoCoreError
+from store.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def create_app() -> FastAPI:
     app.state.read_cache = ReadCache()
     app.add_middleware(BodyLimit)
     app.add_middleware(CachedReads, cache=app.state.read_cache)  # outermost: hits skip all
-    app.add_exception_handler(NaoError, handle_nao_error)
+    app.add_exception_handler(ServiceError, handle_service_error)
     app.add_exception_handler(NaoCoreError, _core_error)
     for module in (health, jobs, architectures, checkpoints, search_spaces, candidates, sweeps):
         app.include_router(module.router)

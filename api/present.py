@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from api.models import SCORE_SOURCES, Architecture, Checkpoint, Job
 from api.schemas import ArchitecturePublic, CheckpointPublic, JobPublic
+from store.models import SCORE_SOURCES, Architecture, Checkpoint, Job
 
 _PATHS = {"search": "searches", "train": "trainings", "eval": "evaluations", "sweep": "sweeps"}
 

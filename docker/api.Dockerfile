@@ -5,6 +5,9 @@ WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY api ./api
 COPY worker ./worker
+COPY jobs ./jobs
+COPY store ./store
+COPY cli ./cli
 COPY nao_core ./nao_core
 COPY migrations ./migrations
 COPY docker/prestart.sh /prestart.sh

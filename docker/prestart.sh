@@ -4,7 +4,7 @@ set -e
 python - <<'PY'
 import time
 from sqlalchemy import create_engine, text
-from api.settings import get_settings
+from store.settings import get_settings
 
 engine = create_engine(get_settings().resolved_database_url())
 for attempt in range(60):

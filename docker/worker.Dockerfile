@@ -14,6 +14,9 @@ RUN pip install torch==2.14.1 torchvision==0.29.1
 COPY pyproject.toml README.md alembic.ini ./
 COPY api ./api
 COPY worker ./worker
+COPY jobs ./jobs
+COPY store ./store
+COPY cli ./cli
 COPY nao_core ./nao_core
 COPY migrations ./migrations
 RUN pip install . \

@@ -1,12 +1,12 @@
-"""Alembic environment: the URL comes from the caller's config or ``ApiSettings``."""
+"""Alembic environment: the URL comes from the caller's config or ``store.settings``."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from api import models  # noqa: F401  (registers the tables on Base.metadata)
-from api.db import Base, make_engine
-from api.settings import get_settings
+from store import models  # noqa: F401  (registers the tables on Base.metadata)
+from store.db import Base, make_engine
+from store.settings import get_settings
 
 config = context.config
 target_metadata = Base.metadata

@@ -597,3 +597,32 @@ class RnnTrainConfig:
     def __post_init__(self) -> None:
         _check(self.eval_every > 0, "eval_every", "must be > 0")
         _check(self.precision in ("auto", "fp32", "bf16"), "precision", "auto|fp32|bf16")
+
+
+# --- search strategies over any evaluator (nao_core.search.strategies) ---
+
+
+@dataclass(frozen=True)
+class NaoConfig:
+    initial_pool: int = 600
+    random_per_round: int = 0  # the TF NAO-WS recipe adds 50 fresh random archs each round
+    ensemble: int = 1  # controllers trained side by side; >1 ranks proposals by their mean
+    controller: ControllerConfig = dataclasses.field(default_factory=ControllerConfig)
+
+    def __post_init__(self) -> None:
+        if self.initial_pool < 2:
+            raise InvalidConfig("nao.initial_pool: must be >= 2 (the controller needs a range)")
+        if self.ensemble < 1:
+            raise InvalidConfig("nao.ensemble: must be >= 1")
+        if self.random_per_round < 0:
+            raise InvalidConfig("nao.random_per_round: must be >= 0")
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    population_size: int = 20
+    sample_size: int = 5
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.sample_size <= self.population_size:
+            raise InvalidConfig("evolution.sample_size: must be in 1..population_size")

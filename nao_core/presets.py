@@ -17,9 +17,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from nao_core.config import ControllerConfig
+from nao_core.config import ControllerConfig, EvolutionConfig, NaoConfig
 from nao_core.errors import UnknownName
-from nao_core.search.strategies import EvolutionConfig, NaoConfig
 
 _NB201_NAO = NaoConfig(
     initial_pool=10,

@@ -17,10 +17,9 @@ epochs, which selects on the test set.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,15 @@ from nao_core.engine.checkpoint import (
 )
 from nao_core.engine.data import load_image_dataset
 from nao_core.engine.optim import build_sgd
+from nao_core.engine.run_folder import (
+    MODEL_FILE,
+    RESULT_FILE,
+    STATE_FILE,
+    TrainResult,
+    check_same_run,
+    forked_rng,
+    read_json,
+)
 from nao_core.errors import Cancelled, InvalidConfig
 from nao_core.models import CnnNetwork, count_flops, count_parameters
 from nao_core.search_space import create_search_space
@@ -52,25 +60,6 @@ from nao_core.utils.device import (
 from nao_core.utils.provenance import provenance
 
 logger = logging.getLogger(__name__)
-
-STATE_FILE, MODEL_FILE, RESULT_FILE = "train_state.pt", "model.pt", "result.json"
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """Outcome of ``run_train``; ``status`` is ``"completed"`` or ``"cancelled"``."""
-
-    status: str
-    out_dir: str
-    epoch: int
-    accuracy: float | None = None
-    loss: float | None = None
-    params: int | None = None
-    flops: int | None = None
-    checkpoint: str | None = None
-    seconds: float = 0.0
-    perplexity: float | None = None  # language models ("rnn"): test perplexity
-    valid_perplexity: float | None = None
 
 
 def model_args(net: NetworkConfig, dataset: ImageDataset) -> dict[str, Any]:
@@ -218,9 +207,9 @@ def run_train(
     search_space = create_search_space(space)
     arch = search_space.parse(arch) if isinstance(arch, str) else arch
     ident = {"config": to_dict(cfg), "space": space, "arch": search_space.to_str(arch)}
-    _check_same_run(out / "config.json", ident)
+    check_same_run(out / "config.json", ident)
     if (out / RESULT_FILE).is_file() and (out / MODEL_FILE).is_file():
-        return TrainResult(**_read_json(out / RESULT_FILE))  # idempotent re-run
+        return TrainResult(**read_json(out / RESULT_FILE))  # idempotent re-run
     write_json(out / "config.json", ident)
     dataset = load_image_dataset(
         cfg.data.dataset,
@@ -235,7 +224,7 @@ def run_train(
         cfg.data.eval_batch_size,
         eval_split=cfg.data.eval_split,
     )
-    with _forked_rng(dev):
+    with forked_rng(dev):
         torch.manual_seed(cfg.seed)  # module init draws from the global generator
         run = _FinalTraining(arch, space, cfg, dataset, dev)
         if (out / STATE_FILE).is_file():
@@ -355,22 +344,3 @@ def evaluate_checkpoint(
         "params": count_parameters(model),
         "flops": count_flops(model, shape),
     }
-
-
-def _forked_rng(dev: torch.device) -> Any:
-    """A private copy of torch's global generators: seeding it leaves the caller's alone."""
-    devices = [dev.index or 0] if dev.type == "cuda" else []
-    return torch.random.fork_rng(devices=devices)
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
-
-
-def _check_same_run(path: Path, ident: dict[str, Any]) -> None:
-    """Refuse to resume a folder whose run was made with another config (compared as JSON)."""
-    if path.is_file() and _read_json(path) != json.loads(json.dumps(ident)):
-        raise InvalidConfig(
-            f"{path.parent} holds a run with another config or architecture; "
-            "use a new output folder"
-        )

@@ -53,21 +53,21 @@ from nao_core.engine.checkpoint import (
 )
 from nao_core.engine.lm import CarryHidden, LanguageModelTask, LmDataModule, eval_windows
 from nao_core.engine.loop import evaluate, fit
-from nao_core.errors import Cancelled, InvalidConfig
-from nao_core.evaluator.rnn import build_sgd_lm, rnn_dropouts
-from nao_core.models import count_parameters
-from nao_core.models.rnn import RnnDropouts, RnnNetwork
-from nao_core.search_space import create_search_space
-from nao_core.search_space.rnn import RnnArch
-from nao_core.train import (
+from nao_core.engine.optim import build_sgd_lm
+from nao_core.engine.run_folder import (
     MODEL_FILE,
     RESULT_FILE,
     STATE_FILE,
     TrainResult,
-    _check_same_run,
-    _forked_rng,
-    _read_json,
+    check_same_run,
+    forked_rng,
+    read_json,
 )
+from nao_core.errors import Cancelled, InvalidConfig
+from nao_core.models import count_parameters
+from nao_core.models.rnn import RnnDropouts, RnnNetwork, rnn_dropouts
+from nao_core.search_space import create_search_space
+from nao_core.search_space.rnn import RnnArch
 from nao_core.utils.device import resolve_device, resolve_precision
 from nao_core.utils.provenance import provenance
 
@@ -240,9 +240,9 @@ def run_train_rnn(
     space = create_search_space("rnn")
     arch = space.parse(arch) if isinstance(arch, str) else arch
     ident = {"config": to_dict(cfg), "space": "rnn", "arch": space.to_str(arch)}
-    _check_same_run(out / "config.json", ident)
+    check_same_run(out / "config.json", ident)
     if (out / RESULT_FILE).is_file() and (out / MODEL_FILE).is_file():
-        return TrainResult(**_read_json(out / RESULT_FILE))  # idempotent re-run
+        return TrainResult(**read_json(out / RESULT_FILE))  # idempotent re-run
     write_json(out / "config.json", ident)
     d = cfg.data
     corpus = load_corpus(d.dataset, data_dir, train_limit=d.train_limit, eval_limit=d.eval_limit)
@@ -251,7 +251,7 @@ def run_train_rnn(
     extra = {"dataset": corpus.name, "vocab_size": corpus.vocab_size}
     extra["vocab_hash"] = vocab_hash(corpus.vocab)
 
-    with _forked_rng(dev):
+    with forked_rng(dev):
         torch.manual_seed(cfg.seed)  # module init and dropout draw from the global generator
         run = _LmTraining(arch, cfg, corpus, dev)
 

@@ -55,8 +55,8 @@ def client(pg_service: dict[str, str]) -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def token(pg_service: dict[str, str]) -> str:
-    from api.auth import create_token
-    from api.db import session_factory, session_scope
+    from store.db import session_factory, session_scope
+    from store.tokens import create_token
 
     with session_scope(session_factory(pg_service["NAO_DATABASE_URL"])) as s:
         return create_token(s, "tests")
@@ -72,6 +72,8 @@ def worker(pg_service: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
     """One real Celery worker process on the module's service, for the module's tests."""
     from service_fixtures import start_worker, stop
 
-    proc = start_worker(pg_service, tmp_path_factory.mktemp("logs") / "worker.log")
+    log = tmp_path_factory.mktemp("logs") / "worker.log"
+    proc = start_worker(pg_service, log)
+    proc.log = log  # type: ignore[attr-defined]  # tests read what the worker logged
     yield proc
     stop(proc)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api.models import Architecture, Checkpoint, Job, JobKind, JobStatus
+from store.models import Architecture, Checkpoint, Job, JobKind, JobStatus
 
 
 def make_job(db: Session, **overrides: Any) -> Job:

@@ -55,7 +55,7 @@ def postgres_database() -> Iterator[str]:
     try:
         yield f"{base}/{name}"
     finally:
-        from api.db import session_factory
+        from store.db import session_factory
 
         session_factory.cache_clear()  # drop pooled connections before DROP DATABASE
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
@@ -65,7 +65,7 @@ def postgres_database() -> Iterator[str]:
 @contextmanager
 def service_env(**values: str) -> Iterator[dict[str, str]]:
     """Set ``NAO_*`` variables (and reset the cached settings) for the block."""
-    from api.settings import get_settings
+    from store.settings import get_settings
 
     env = {f"NAO_{k.upper()}": v for k, v in values.items()}
     old = {k: os.environ.get(k) for k in env}
@@ -142,7 +142,7 @@ def isolated_service(home: Path, **settings: str) -> Iterator[dict[str, str]]:
     settings pointing at them (plus ``settings``) for the block."""
     if not redis_available():
         pytest.skip("Redis not reachable")
-    from api.migrate import upgrade
+    from store.migrate import upgrade
 
     prefix = f"t{uuid.uuid4().hex[:8]}."
     with postgres_database() as url:

@@ -114,3 +114,17 @@ def test_copied_paths_exist(name) -> None:
         if op == "COPY":
             for src in arg.split()[:-1]:
                 assert (ROOT / src).exists(), src
+
+
+@pytest.mark.parametrize("name", ["api.Dockerfile", "worker.Dockerfile"])
+def test_images_copy_every_package(name) -> None:
+    """Each image carries every package pyproject.toml installs (the API image runs the
+    job kinds and the store, the worker image every layer)."""
+    finder = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = {p.rstrip("*") for p in finder["packages"]["find"]["include"]}
+    copied = {
+        arg.split()[0].rstrip("/")
+        for op, arg in _instructions(name)
+        if op == "COPY" and not arg.startswith("--from")
+    }
+    assert packages <= copied, packages - copied

@@ -14,11 +14,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import repository
-from api.db import session_scope
-from api.models import JobStatus
 from nao_core.search.pool import PoolEntry
 from nao_core.search_space.base import SearchSpace
+from store import repository
+from store.db import session_scope
+from store.models import Job, JobStatus
+from worker.lifecycle import db
+from worker.settings import get_worker_settings
 
 logger = logging.getLogger(__name__)
 
@@ -94,3 +96,18 @@ class DbReporter:
                 status = repository.get_job_status(s, self.job_id)
             self._stop = status in (JobStatus.CANCELLING, JobStatus.CANCELLED)
         return self._stop
+
+
+def job_reporter(job: Job, total_epochs: int) -> DbReporter:
+    """The reporter of a search or training job over ``total_epochs``."""
+    from nao_core.search_space import create_search_space
+
+    ws = get_worker_settings()
+    return DbReporter(
+        db(),
+        job.id,
+        create_search_space(job.space or "cnn"),
+        total_epochs,
+        interval_s=ws.progress_interval_s,
+        poll_s=ws.cancel_poll_s,
+    )

@@ -30,11 +30,11 @@ from typing import Any
 from celery import signals
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import queue, repository
-from api.db import session_factory, session_scope
-from api.models import Job, JobStatus, utcnow
-from api.services import task_route
-from api.settings import get_settings
+from jobs import registry
+from store import broker, repository
+from store.db import session_factory, session_scope
+from store.models import Job, JobStatus, utcnow
+from store.settings import get_settings
 from worker.settings import get_worker_settings
 
 logger = logging.getLogger(__name__)
@@ -62,13 +62,13 @@ def is_held_elsewhere(job: Job, now: datetime | None = None) -> bool:
 
 def requeue_stale_jobs() -> list[int]:
     """Re-queue the running jobs whose worker is gone and finish the cancelling ones; returns
-    the re-queued ids. Jobs no single task holds (``task_route`` None) are left alone."""
+    the re-queued ids. Jobs no single task holds (``resume_route`` None) are left alone."""
     factory = session_factory(get_settings().resolved_database_url())
     before = utcnow() - timedelta(seconds=get_worker_settings().stale_after_s)
     requeued: list[tuple[int, tuple[str, str]]] = []
     with session_scope(factory) as s:
         for job in repository.stale_jobs(s, before):
-            route = task_route(job.kind, job.config)
+            route = registry.resume_route(job)
             if route is None:
                 continue
             if job.status == JobStatus.CANCELLING:
@@ -77,7 +77,7 @@ def requeue_stale_jobs() -> list[int]:
             elif repository.requeue_if_stale(s, job.id, before):
                 requeued.append((job.id, route))
     for job_id, (task, queue_name) in requeued:  # after the commit: no worker sees it running
-        queue.enqueue(task, job_id, queue_name)
+        broker.enqueue(task, job_id, queue_name)
         logger.warning("job=%d its worker is gone (no heartbeat); re-queued", job_id)
     return [job_id for job_id, _ in requeued]
 

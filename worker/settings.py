@@ -1,4 +1,4 @@
-"""Worker process settings (``NAO_*``); the database, broker and storage come from ApiSettings."""
+"""Worker process settings (``NAO_*``); database, broker and storage: ``store.settings``."""
 
 from __future__ import annotations
 

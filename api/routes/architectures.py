@@ -13,12 +13,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from api import repository
 from api.deps import SessionDep
-from api.errors import NotFound
 from api.present import architecture_public
 from api.readcache import ReadCache
 from api.schemas import ArchitecturePublic, ArchitecturesPublic, ScoreSource
+from jobs.errors import NotFound
+from store import repository
 
 router = APIRouter(tags=["architectures"])
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api import nows
 from api.deps import SessionDep
+from jobs.search_nows import get_round_progress
 
 router = APIRouter()
 
@@ -15,4 +15,4 @@ router = APIRouter()
 @router.get("/searches/{job_id}/candidates", tags=["searches"])
 def search_candidates(job_id: int, session: SessionDep) -> dict[str, Any]:
     """Candidates pending / queued / running / done / cancelled per round."""
-    return nows.get_round_progress(session, job_id)
+    return get_round_progress(session, job_id)

@@ -7,12 +7,12 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from api import repository
 from api.deps import SessionDep, SettingsDep, TokenDep
-from api.errors import NotFound
 from api.present import checkpoint_public
 from api.schemas import CheckpointPublic
-from api.storage import DirectoryStorage
+from jobs.errors import NotFound
+from store import repository
+from store.storage import DirectoryStorage
 
 router = APIRouter(tags=["checkpoints"])
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")

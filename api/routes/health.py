@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from api import queue
 from api.deps import SessionDep
+from store import broker
 
 router = APIRouter(tags=["health"])
 
@@ -24,7 +24,7 @@ def readyz(session: SessionDep) -> JSONResponse:
         database = True
     except Exception:  # any driver error means "not ready"
         database = False
-    broker = queue.broker_reachable()
-    ok = database and broker
-    body = {"status": "ok" if ok else "unavailable", "database": database, "broker": broker}
+    reachable = broker.broker_reachable()
+    ok = database and reachable
+    body = {"status": "ok" if ok else "unavailable", "database": database, "broker": reachable}
     return JSONResponse(body, status_code=200 if ok else 503)

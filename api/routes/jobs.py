@@ -7,20 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
-from api import repository, services
 from api.deps import SessionDep, TokenDep
-from api.errors import NotFound
-from api.models import Job, JobKind
 from api.present import job_public
-from api.schemas import (
-    EvaluationCreate,
-    JobPublic,
-    JobsPublic,
-    MetricPublic,
-    MetricsPublic,
-    SearchCreate,
-    TrainingCreate,
-)
+from api.schemas import JobPublic, JobsPublic, MetricPublic, MetricsPublic
+from jobs import registry
+from jobs.errors import NotFound
+from jobs.requests import EvaluationCreate, SearchCreate, TrainingCreate
+from store import repository
+from store.models import Job, JobKind
 
 router = APIRouter()
 
@@ -56,21 +50,21 @@ def _accepted(job: Job, response: Response) -> JobPublic:
 def create_search(
     body: SearchCreate, session: SessionDep, _t: TokenDep, response: Response
 ) -> JobPublic:
-    return _accepted(services.create_search(session, body), response)
+    return _accepted(registry.create_search(session, body), response)
 
 
 @router.post("/trainings", status_code=202, tags=["trainings"])
 def create_training(
     body: TrainingCreate, session: SessionDep, _t: TokenDep, response: Response
 ) -> JobPublic:
-    return _accepted(services.create_training(session, body), response)
+    return _accepted(registry.create(session, "train", body), response)
 
 
 @router.post("/evaluations", status_code=202, tags=["evaluations"])
 def create_evaluation(
     body: EvaluationCreate, session: SessionDep, _t: TokenDep, response: Response
 ) -> JobPublic:
-    return _accepted(services.create_evaluation(session, body), response)
+    return _accepted(registry.create(session, "eval", body), response)
 
 
 def _register(path: str, kind: JobKind | None, tag: str) -> None:
@@ -85,7 +79,7 @@ def _register(path: str, kind: JobKind | None, tag: str) -> None:
 
     def cancel(job_id: int, session: SessionDep, _t: TokenDep) -> JobPublic:
         _load(session, job_id, kind)
-        return _public(session, services.cancel_job(session, job_id))
+        return _public(session, registry.cancel(session, job_id))
 
     router.add_api_route(f"/{path}", list_, methods=["GET"], tags=[tag], name=f"list_{path}")
     router.add_api_route(

@@ -3,31 +3,46 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from sqlalchemy.orm import Session
 
-from api import sweeps
 from api.deps import SessionDep, TokenDep
-from api.schemas import SweepCreate, SweepPublic
+from api.schemas import SweepPublic, SweepRunPublic
+from jobs import registry, sweep
+from jobs.requests import SweepCreate
 
 router = APIRouter()
+
+
+def _public(session: Session, sweep_id: int) -> SweepPublic:
+    job, runs = sweep.get_sweep(session, sweep_id)
+    rows = [SweepRunPublic(**r, url=f"/trainings/{r['job_id']}") for r in runs]
+    return SweepPublic(
+        id=job.id,
+        url=f"/sweeps/{job.id}",
+        status=job.status,
+        search_id=job.config["search_id"],
+        runs=rows,
+        best=rows[0] if rows and rows[0].rank else None,
+    )
 
 
 @router.post("/sweeps", status_code=202, tags=["sweeps"])
 def create_sweep(
     body: SweepCreate, session: SessionDep, _t: TokenDep, response: Response
 ) -> SweepPublic:
-    sweep = sweeps.create_sweep(session, body)
-    response.headers["Location"] = f"/sweeps/{sweep.id}"
-    return sweeps.get_sweep(session, sweep.id)
+    job = registry.create(session, "sweep", body)
+    response.headers["Location"] = f"/sweeps/{job.id}"
+    return _public(session, job.id)
 
 
 @router.get("/sweeps/{sweep_id}", tags=["sweeps"])
 def get_sweep(sweep_id: int, session: SessionDep) -> SweepPublic:
     """The runs ranked by accuracy, best first (unfinished runs last)."""
-    return sweeps.get_sweep(session, sweep_id)
+    return _public(session, sweep_id)
 
 
 @router.post("/sweeps/{sweep_id}/cancel", tags=["sweeps"])
 def cancel_sweep(sweep_id: int, session: SessionDep, _t: TokenDep) -> SweepPublic:
     """Cancel every run not yet finished; finished runs keep their results and ranks."""
-    sweeps.cancel_sweep(session, sweep_id)
-    return sweeps.get_sweep(session, sweep_id)
+    sweep.cancel_sweep(session, sweep_id)
+    return _public(session, sweep_id)

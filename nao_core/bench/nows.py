@@ -51,7 +51,7 @@ def _pool_archs(cfg: Any, n: int) -> list[str]:
 
     with tempfile.TemporaryDirectory() as tmp:
         search = NaoSearch(cfg, tmp)
-        search._seed_pool()
+        search.seed_pool()
         return [c.arch for c in search.plan_round()[:n]]
 
 

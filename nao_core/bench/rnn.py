@@ -35,8 +35,9 @@ from nao_core.config import RnnSearchConfig, RnnTrainConfig
 from nao_core.data.corpus import Corpus, batchify
 from nao_core.engine.lm import CarryHidden, LanguageModelTask, lm_batches
 from nao_core.engine.loop import evaluate, train_epoch
-from nao_core.evaluator.rnn import RnnSupernetEvaluator, build_sgd_lm, rnn_dropouts
-from nao_core.models.rnn import RnnNetwork
+from nao_core.engine.optim import build_sgd_lm
+from nao_core.evaluator.rnn import RnnSupernetEvaluator
+from nao_core.models.rnn import RnnNetwork, rnn_dropouts
 from nao_core.search_space import create_search_space
 from nao_core.search_space.named import get_named_arch
 from nao_core.utils.device import device_name, resolve_device

@@ -119,12 +119,16 @@ def build_cifar100(
     )
 
 
+_DATASET = {_CIFAR10_TARBALL: "cifar10", _CIFAR100_TARBALL: "cifar100"}
+
+
 def _read_batch(folder: Path, name: str, label_key: bytes, tarball: str) -> Split:
     path = folder / name
     if not path.is_file():
         raise MissingData(
-            f"CIFAR file {name!r} not found in {folder}. Download {tarball} from {CIFAR_URL} "
-            f"and extract it into {folder.parent} (it unpacks to {folder.name}/)."
+            f"CIFAR file {name!r} not found in {folder}: run `nao data install "
+            f"{_DATASET[tarball]} --data-dir {folder.parent}` (offline: add --from with {tarball} "
+            f"from {CIFAR_URL})."
         )
     try:
         with path.open("rb") as f:

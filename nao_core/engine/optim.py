@@ -25,3 +25,8 @@ def build_sgd(
         optimizer, T_max=max(cfg.epochs, 1), eta_min=cfg.lr_min
     )
     return optimizer, scheduler
+
+
+def build_sgd_lm(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.SGD:
+    """Plain SGD (no momentum) as the AWD-LSTM / NAO RNN scripts use."""
+    return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)

@@ -40,9 +40,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
-from nao_core.config import RnnModelConfig, RnnSearchConfig
+from nao_core.config import RnnSearchConfig
 from nao_core.data.corpus import Corpus, batchify
 from nao_core.engine.callbacks import Callback
 from nao_core.engine.lm import (
@@ -52,30 +51,15 @@ from nao_core.engine.lm import (
     eval_windows,
 )
 from nao_core.engine.loop import EpochEnd, evaluate, fit
+from nao_core.engine.optim import build_sgd_lm
 from nao_core.errors import InvalidConfig
-from nao_core.models.rnn import RnnDropouts, RnnNetwork
+from nao_core.models.rnn import RnnNetwork, rnn_dropouts
 from nao_core.search_space import create_search_space
 from nao_core.search_space.base import Arch
 from nao_core.supernet.rnn import RnnSupernet
 from nao_core.utils.device import resolve_precision
 
 RERANK_SEED_OFFSET = 1_000_003  # keeps rerank seeds apart from the search's own streams
-
-
-def rnn_dropouts(model: RnnModelConfig) -> RnnDropouts:
-    """The model's ``RnnDropouts`` from the config's AWD-LSTM names."""
-    return RnnDropouts(
-        output=model.dropout,
-        hidden=model.dropouth,
-        x=model.dropoutx,
-        input=model.dropouti,
-        embedding=model.dropoute,
-    )
-
-
-def build_sgd_lm(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.SGD:
-    """Plain SGD (no momentum) as the AWD-LSTM / NAO RNN scripts use."""
-    return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
 def score_from_nll(nll: float) -> float:

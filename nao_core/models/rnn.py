@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nao_core.config import RnnModelConfig
 from nao_core.errors import InvalidArchitecture, InvalidConfig
 from nao_core.search_space.rnn import ACTIVATIONS, RnnArch
 
@@ -254,3 +255,14 @@ class RnnNetwork(RnnLanguageModelBase):
         groups = build_groups(self.arch.nodes, lambda i: self.ws[i - 1])
         acts = [a for _, a in self.arch.nodes]
         return self._forward(tokens, hidden, groups, acts, average_from=1)
+
+
+def rnn_dropouts(model: RnnModelConfig) -> RnnDropouts:
+    """The model's ``RnnDropouts`` from the config's AWD-LSTM names."""
+    return RnnDropouts(
+        output=model.dropout,
+        hidden=model.dropouth,
+        x=model.dropoutx,
+        input=model.dropouti,
+        embedding=model.dropoute,
+    )

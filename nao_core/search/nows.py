@@ -4,7 +4,7 @@ The authors ran it by hand (``NAO/README.md``): train ~1000 architectures for a 
 (25 epochs, N=3, F=32 for the CNN), score each by its best validation accuracy over the
 epochs, fit the EPD on all of them, move the top 100 with eta = 10, 20, 30 to get ~300 new
 ones, train those, repeat 2-3 times. Here that loop is split into pure steps over a run
-folder, so one process (``run_nao_search``) or many workers (``worker.nows``) can drive it:
+folder, so one process (``run_nao_search``) or many workers (the service's) can drive it:
 
     search = NaoSearch.open(cfg, run_dir)
     for c in search.plan_round():          # the round's untrained candidates
@@ -250,7 +250,7 @@ class NaoSearch:
             search.load_state_dict(load_checkpoint(run / STATE_FILE))
         else:
             write_json(run / CONFIG_FILE, ident)
-            search._seed_pool()
+            search.seed_pool()
             search.save()
         return search
 
@@ -316,7 +316,8 @@ class NaoSearch:
             return None
         return max(self.cfg.max_candidates - len(self.pool), 0)
 
-    def _seed_pool(self) -> None:
+    def seed_pool(self) -> None:
+        """Draw the random initial pool (capped by ``max_candidates``)."""
         n = self.cfg.initial_pool
         if self.cfg.max_candidates:
             n = min(n, self.cfg.max_candidates)

@@ -16,12 +16,11 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nao_core.config import ControllerConfig, InvalidConfig
+from nao_core.config import EvolutionConfig, NaoConfig
 from nao_core.evaluator.base import Evaluator
 from nao_core.search.budget import BudgetExhausted, QueryBudget
 from nao_core.search_space.base import Arch, SearchSpace
@@ -32,32 +31,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _MAX_SAMPLE_TRIES = 10_000  # draws without a new architecture before we call the space spent
-
-
-@dataclass(frozen=True)
-class NaoConfig:
-    initial_pool: int = 600
-    random_per_round: int = 0  # the TF NAO-WS recipe adds 50 fresh random archs each round
-    ensemble: int = 1  # controllers trained side by side; >1 ranks proposals by their mean
-    controller: ControllerConfig = field(default_factory=ControllerConfig)
-
-    def __post_init__(self) -> None:
-        if self.initial_pool < 2:
-            raise InvalidConfig("nao.initial_pool: must be >= 2 (the controller needs a range)")
-        if self.ensemble < 1:
-            raise InvalidConfig("nao.ensemble: must be >= 1")
-        if self.random_per_round < 0:
-            raise InvalidConfig("nao.random_per_round: must be >= 0")
-
-
-@dataclass(frozen=True)
-class EvolutionConfig:
-    population_size: int = 20
-    sample_size: int = 5
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.sample_size <= self.population_size:
-            raise InvalidConfig("evolution.sample_size: must be in 1..population_size")
 
 
 def _query_random(

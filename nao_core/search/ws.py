@@ -123,7 +123,7 @@ class WeightSharingSearch:
         self.epoch, self.round, self.stage = 0, 0, "supernet"
         self.reranked: list[tuple[int, float]] = []  # (pool entry id, rerank score)
         self.seconds, self._began = 0.0, time.perf_counter()
-        self._seed_pool()
+        self.seed_pool()
 
     # --- the loop ----------------------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -170,7 +170,7 @@ class WeightSharingSearch:
         entries = self.pool.entries
         return entries[int(self.rng.integers(len(entries)))].arch
 
-    def _seed_pool(self) -> None:
+    def seed_pool(self) -> None:
         new: list[PoolEntry] = []
         for _ in range(_MAX_SAMPLE_TRIES):
             if len(new) == self.cfg.pool_size:

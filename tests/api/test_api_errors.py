@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import redis
 
-from api.db import session_factory, session_scope
-from api.models import Job, JobStatus
+from store.db import session_factory, session_scope
+from store.models import Job, JobStatus
 
 GOOD = {"space": "cnn", "dataset": "digits", "preset": "tiny"}
 

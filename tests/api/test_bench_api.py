@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from service_fixtures import REDIS, postgres_database, redis_available
 
-from api.bench import main
+from cli.bench_api import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.db]
 

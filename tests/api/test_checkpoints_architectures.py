@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from factories import make_architecture, make_checkpoint, make_job
 
-from api.db import session_factory, session_scope
-from api.models import JobKind
+from store.db import session_factory, session_scope
+from store.models import JobKind
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)
 

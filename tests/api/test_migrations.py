@@ -8,7 +8,7 @@ import pytest
 from service_fixtures import postgres_database
 from sqlalchemy import create_engine, inspect
 
-from api.migrate import downgrade, upgrade
+from store.migrate import downgrade, upgrade
 
 TABLES = {"job", "architecture", "metric", "checkpoint", "api_token", "search_candidate"}
 
@@ -48,7 +48,7 @@ def test_models_match_the_migrations(tmp_path: Path) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from api.db import Base
+    from store.db import Base
 
     url = f"sqlite:///{tmp_path / 'nao.sqlite'}"
     upgrade(url)

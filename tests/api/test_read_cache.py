@@ -10,9 +10,9 @@ from factories import make_architecture, make_job
 from service_fixtures import wait_for
 from sqlalchemy import update
 
-from api.db import session_factory, session_scope
-from api.models import Architecture
 from api.readcache import ReadCache
+from store.db import session_factory, session_scope
+from store.models import Architecture
 
 pytestmark = pytest.mark.db
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from service_fixtures import service_env, wait_for
 from sqlalchemy import select
 
-from api.auth import hash_token, verify_token
-from api.cli import _Supervised, main, worker_command
-from api.db import session_factory
-from api.models import ApiToken
+from cli.main import _Supervised, main, worker_command
+from store.db import session_factory
+from store.models import ApiToken
+from store.tokens import hash_token, verify_token
 
 
 def test_migrate_then_token_create_prints_it_once_and_stores_a_hash(tmp_path: Path, capsys) -> None:

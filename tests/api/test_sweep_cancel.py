@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from factories import make_architecture, make_job
 
-from api import repository
-from api.db import session_factory, session_scope
-from api.models import JobKind, JobStatus
 from nao_core.search_space import create_search_space
+from store import repository
+from store.db import session_factory, session_scope
+from store.models import JobKind, JobStatus
 
 
 @pytest.fixture

@@ -111,13 +111,23 @@ def test_unknown_table_lists_the_known_ones(client, auth, nb201_table) -> None:
     assert "c10_test_acc_200ep" in r.json()["detail"][0]["msg"]
 
 
-def test_missing_table_file_is_422(client, auth, tmp_path) -> None:
+def test_the_shipped_table_serves_an_empty_data_dir(client, auth, tmp_path) -> None:
     from service_fixtures import service_env
 
     with service_env(data_dir=str(tmp_path)):
+        r = client.post("/searches", json={**NB201, "budget": 5}, headers=auth)
+    assert r.status_code == 202, r.text
+
+
+def test_an_unreadable_table_is_422(client, auth, tmp_path) -> None:
+    from service_fixtures import service_env
+
+    (tmp_path / "nas-bench-201").mkdir()
+    (tmp_path / "nas-bench-201" / "nb201_accuracy_table.csv.gz").write_bytes(b"not gzip")
+    with service_env(data_dir=str(tmp_path)):
         r = client.post("/searches", json=NB201, headers=auth)
     assert "body.table" in _fields(r)
-    assert "not installed" in r.text
+    assert "cannot be read" in r.text
 
 
 def test_cnn_searches_keep_their_methods(client, auth) -> None:

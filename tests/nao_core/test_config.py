@@ -4,6 +4,7 @@ import pytest
 
 from nao_core.config import (
     ControllerConfig,
+    NaoConfig,
     SearchConfig,
     apply_overrides,
     from_dict,
@@ -11,7 +12,6 @@ from nao_core.config import (
 )
 from nao_core.errors import InvalidConfig, UnknownName
 from nao_core.presets import get_preset, list_presets
-from nao_core.search.strategies import NaoConfig
 
 
 def test_defaults_are_the_papers() -> None:

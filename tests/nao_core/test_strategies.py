@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nao_core.config import ControllerConfig
+from nao_core.config import ControllerConfig, EvolutionConfig
 from nao_core.errors import InvalidArchitecture, InvalidConfig, MissingData, UnknownName
 from nao_core.evaluator import TabularEvaluator
 from nao_core.search import (
@@ -19,7 +19,7 @@ from nao_core.search import (
     create_strategy,
     list_strategies,
 )
-from nao_core.search.strategies import EvolutionConfig, mutate
+from nao_core.search.strategies import mutate
 from nao_core.search_space import create_search_space
 
 SMALL_NAO = NaoConfig(

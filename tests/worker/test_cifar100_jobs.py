@@ -1,7 +1,8 @@
 """CIFAR-100 trainings of discovered cells through the API and a real Celery worker (issue #6
 item 4): the worker reads ``cifar-100-python/`` from the configured data directory, trains a
-100-class network, scores it, and an evaluation of its checkpoint gives the same accuracy;
-without the files the job fails naming the file, the folder and where to get them.
+100-class network, scores it, and an evaluation of its checkpoint gives the same accuracy.
+Without the files a request is refused (422) naming the dataset, the folder and the install
+command; files that vanish after the job was accepted fail it in the worker with one log line.
 
 No CIFAR-100 ships with ``shared/data``, so the files here are written in the official pickle
 layout (fine and coarse labels, R/G/B planes) with seeded random pixels: what is tested is the
@@ -80,22 +81,60 @@ def test_cifar100_training_and_evaluation_of_a_named_cell(client, auth, worker) 
     assert heads, "no 100-way classifier in the checkpoint"
 
 
-def test_missing_cifar100_files_fail_the_job_with_where_to_get_them(
-    client, auth, worker, data_dir
+def test_a_training_without_its_files_is_refused_naming_where_and_how(
+    client, auth, data_dir
 ) -> None:
     folder = data_dir / "cifar-100-python"
     moved = data_dir / "elsewhere"
     folder.rename(moved)
     try:
         body = {"arch_name": "nao-ws-cnn", "dataset": "cifar100", "preset": "tiny"}
-        job = wait_finished(
-            client, client.post("/trainings", json=body, headers=auth).json()["url"], 240
-        )
+        r = client.post("/trainings", json=body, headers=auth)
     finally:
         moved.rename(folder)
-    assert job["status"] == "failed"
-    assert job["error_type"] == "MissingData"
-    message = job["error_message"]
-    assert "'train'" in message
-    assert str(data_dir) in message
-    assert "cifar-100-python.tar.gz" in message
+    assert r.status_code == 422, r.text
+    (detail,) = r.json()["detail"]
+    assert detail["loc"] == ["body", "dataset"]
+    assert str(data_dir) in detail["msg"]
+    assert f"nao data install cifar100 --data-dir {data_dir}" in detail["msg"]
+    assert "cifar-100-python.tar.gz" in detail["msg"]
+
+
+def test_files_gone_after_acceptance_fail_the_job_in_one_log_line(
+    client, auth, worker, data_dir
+) -> None:
+    """The worker still checks: the job fails with the catalog's message, and the worker logs
+    one line for this user error, no traceback."""
+    from store import broker
+    from store.db import session_factory, session_scope
+    from store.models import Job, JobKind
+    from store.settings import get_settings
+
+    folder = data_dir / "cifar-100-python"
+    moved = data_dir / "elsewhere"
+    body = {"arch_name": "nao-ws-cnn", "dataset": "cifar100", "preset": "tiny"}
+    accepted = client.get(client.post("/trainings", json=body, headers=auth).headers["Location"])
+    with session_scope(session_factory(get_settings().resolved_database_url())) as s:
+        original = s.get(Job, accepted.json()["id"])
+        assert original is not None
+        job = Job(
+            kind=JobKind.TRAIN, space=original.space, dataset="cifar100",
+            config=original.config, request=original.request,
+        )  # fmt: skip
+        s.add(job)
+        s.flush()
+        job_id = job.id
+    wait_finished(client, accepted.json()["url"], 240)  # the worker is idle again
+    folder.rename(moved)
+    try:
+        broker.enqueue("nao.train.final", job_id)
+        failed = wait_finished(client, f"/trainings/{job_id}", 120)
+    finally:
+        moved.rename(folder)
+    assert failed["status"] == "failed"
+    assert failed["error_type"] == "MissingData"
+    assert "'train'" in failed["error_message"]
+    assert f"nao data install cifar100 --data-dir {data_dir}" in failed["error_message"]
+    log = worker.log.read_text()
+    assert f"job={job_id} failed: MissingData" in log
+    assert "Traceback" not in log

@@ -31,7 +31,7 @@ def test_nao_up_serves_the_whole_flow(tmp_path: Path) -> None:
     home, port = tmp_path / "home", _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NAO_")}
     env["OMP_NUM_THREADS"] = "1"
-    cmd = [sys.executable, "-m", "api.cli", "up", "--home", str(home), "--port", str(port)]
+    cmd = [sys.executable, "-m", "cli.main", "up", "--home", str(home), "--port", str(port)]
     log = (tmp_path / "up.log").open("wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

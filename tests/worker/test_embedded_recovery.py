@@ -23,9 +23,9 @@ from service_fixtures import (
     wait_for,
 )
 
-from api.db import session_factory, session_scope
-from api.migrate import upgrade
-from api.models import Job, JobKind, JobStatus, utcnow
+from store.db import session_factory, session_scope
+from store.migrate import upgrade
+from store.models import Job, JobKind, JobStatus, utcnow
 
 SEARCH = {"space": "cnn", "dataset": "digits", "preset": "tiny"}
 
@@ -60,7 +60,7 @@ def test_a_fresh_heartbeat_keeps_the_job_a_stale_one_requeues_it(embedded, monke
     def enqueue(name: str, job_id: int, queue: str = "gpu") -> None:
         sent.append((name, job_id, queue))
 
-    monkeypatch.setattr(recovery.queue, "enqueue", enqueue)
+    monkeypatch.setattr(recovery.broker, "enqueue", enqueue)
     factory = session_factory(_url(embedded))
     with session_scope(factory) as s:
         fresh = make_job(s, status=JobStatus.RUNNING, worker="a:1", heartbeat_at=utcnow())
@@ -99,8 +99,8 @@ def test_kill_9_of_the_embedded_worker_mid_search_then_a_fresh_one_finishes(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from api.auth import create_token
     from api.main import create_app
+    from store.tokens import create_token
 
     with session_scope(session_factory(_url(embedded))) as s:
         auth = {"Authorization": f"Bearer {create_token(s, 'tests')}"}

@@ -11,11 +11,11 @@ from factories import make_job
 from service_fixtures import service_env
 from sqlalchemy import func, select
 
-from api.db import session_factory, session_scope
-from api.migrate import upgrade
-from api.models import Architecture, Job, JobStatus, Metric
 from nao_core.search.pool import PoolEntry
 from nao_core.search_space import create_search_space
+from store.db import session_factory, session_scope
+from store.migrate import upgrade
+from store.models import Architecture, Job, JobStatus, Metric
 from worker.progress import DbReporter
 
 
@@ -85,7 +85,7 @@ def test_should_stop_sees_cancelling(db_url: str) -> None:
     ],
 )
 def test_redelivered_message_for_a_finished_job_is_a_noop(db_url, status, expected) -> None:
-    from worker.tasks import run_search_job
+    from worker.search_ws import run_search_job
 
     factory = session_factory(db_url)
     with session_scope(factory) as s:
@@ -99,15 +99,15 @@ def test_redelivered_message_for_a_finished_job_is_a_noop(db_url, status, expect
         assert job.attempts == 0
 
 
-def test_failure_marks_the_job_failed(db_url: str) -> None:
-    from worker.tasks import run_search_job
+def test_a_user_error_fails_the_job_without_raising(db_url: str, caplog) -> None:
+    """A config the method refuses is the user's error: the job is failed with it and the
+    worker logs one line, instead of a task failure with a traceback."""
+    from worker.search_ws import run_search_job
 
     factory = session_factory(db_url)
     with session_scope(factory) as s:
         job_id = make_job(s, status=JobStatus.QUEUED, config={"pool_size": 1}).id
-    with pytest.raises(Exception, match="pool_size") as info:
-        run_search_job.run(job_id)
-    run_search_job.on_failure(info.value, "task-id", (job_id,), {}, None)
+    assert run_search_job.run(job_id) == "failed"
     with factory() as s:
         job = s.get(Job, job_id)
         assert job is not None
@@ -115,3 +115,21 @@ def test_failure_marks_the_job_failed(db_url: str) -> None:
         assert job.error_type == "InvalidConfig"
         assert "pool_size" in (job.error_message or "")
         assert job.attempts == 1
+    lines = [r for r in caplog.records if f"job={job_id} failed" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is None
+
+
+def test_a_task_failure_marks_the_job_failed(db_url: str) -> None:
+    """Any other exception fails the task; its failure hook records it on the job."""
+    from worker.search_ws import run_search_job
+
+    factory = session_factory(db_url)
+    with session_scope(factory) as s:
+        job_id = make_job(s, status=JobStatus.RUNNING).id
+    run_search_job.on_failure(RuntimeError("disk full"), "task-id", (job_id,), {}, None)
+    with factory() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        assert job.status == JobStatus.FAILED
+        assert job.error_type == "RuntimeError"
+        assert job.error_message == "disk full"

@@ -39,8 +39,8 @@ def test_a_lost_tabular_search_is_requeued_on_its_own_task(client, auth, pg_serv
     import redis
     from sqlalchemy import update
 
-    from api.db import session_factory, session_scope
-    from api.models import Job, JobStatus, utcnow
+    from store.db import session_factory, session_scope
+    from store.models import Job, JobStatus, utcnow
     from worker.recovery import requeue_stale_jobs
 
     job = client.post("/searches", json=EVOLUTION, headers=auth).json()
@@ -95,9 +95,9 @@ def test_evolution_search_records_every_query(client, auth, worker, table) -> No
 
 def test_a_rerun_adds_no_rows(client, auth, pg_service, worker) -> None:
     """A re-delivered task runs the search again from its seed: the same rows, no more."""
-    from api import repository
-    from api.db import session_factory
-    from worker.tabular import _search
+    from store import repository
+    from store.db import session_factory
+    from worker.search_tabular import _search
 
     job = wait_finished(
         client, client.post("/searches", json=EVOLUTION, headers=auth).json()["url"], 120, 0.25

@@ -1,6 +1,6 @@
 """``nao.search.tabular(job_id)``: NAO, random search or evolution over a tabulated benchmark.
 
-The job's config (``api.tabular``) names the table, the strategy, the signal and report
+The job's config (``jobs.search_tabular``) names the table, the strategy, the signal and report
 columns, the query budget and the seed. The strategy (``nao_core.search.strategies``) queries
 a ``TabularEvaluator`` through ``_Recorder``, which every ``FLUSH_EVERY`` queries (or
 ``progress_interval_s``) upserts the queried architectures (``score_tabular`` = the signal),
@@ -20,14 +20,14 @@ from celery import Task
 from celery.utils.log import get_task_logger
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import repository
-from api.db import session_scope
-from api.models import Job, JobStatus
-from api.settings import get_settings
-from api.tabular import TABLES, TASK, table_path
+from jobs.search_tabular import TABLES, TASK, table_path
+from store import repository
+from store.db import session_scope
+from store.models import Job, JobStatus
+from store.settings import get_settings
 from worker.app import celery_app
+from worker.lifecycle import JobTask, db, run_job
 from worker.settings import get_worker_settings
-from worker.tasks import JobTask, _factory, _run
 
 logger = get_task_logger(__name__)
 
@@ -43,9 +43,7 @@ def _evaluator(name: str, signal: str) -> Any:
     from nao_core.evaluator.tabular import TabularEvaluator
     from nao_core.search_space import create_search_space
 
-    path = table_path(name, get_settings().data_dir)
-    if path is None:
-        raise FileNotFoundError(f"table {name!r}: NAO_DATA_DIR is not set")
+    path = table_path(name, get_settings().resolved_data_dir())
     key = (str(path), signal)
     if key not in _EVALUATORS:
         _EVALUATORS[key] = TabularEvaluator(path, create_search_space(TABLES[name].space), signal)
@@ -110,8 +108,7 @@ class _Recorder:
 
 
 def _strategy_config(method: str, data: dict[str, Any] | None) -> Any:
-    from nao_core.config import from_dict
-    from nao_core.search.strategies import EvolutionConfig, NaoConfig
+    from nao_core.config import EvolutionConfig, NaoConfig, from_dict
 
     cls = {"nao": NaoConfig, "evolution": EvolutionConfig}.get(method)
     return None if cls is None or data is None else from_dict(cls, data)
@@ -124,7 +121,7 @@ def _search(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
     method, budget, seed = cfg["strategy"], int(cfg["budget"]), int(cfg["seed"])
     table = _evaluator(cfg["table"], cfg["signal"])
     table.check_column(cfg["report"])
-    factory = _factory()
+    factory = db()
     with session_scope(factory) as s:
         repository.update_job(s, job.id, phase="queries", total=budget, current=0)
     recorder = _Recorder(table, factory, job.id, budget)
@@ -139,7 +136,7 @@ def _search(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
         raise RuntimeError("the search queried no architecture")
     signal, arch = recorder.best
     space = table.space
-    with _factory()() as s:
+    with db()() as s:
         row = repository.find_architecture(s, job.id, space.canonical_hash(arch))
         best_id = row.id if row else None
     result = {
@@ -161,4 +158,4 @@ def _search(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
 
 @celery_app.task(name=TASK, base=JobTask, bind=True)
 def run_tabular_search(self: Task, job_id: int) -> str:
-    return _run(job_id, _search)
+    return run_job(job_id, _search)

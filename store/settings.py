@@ -1,4 +1,4 @@
-"""Process settings of the API (and of the worker, which shares the database and broker).
+"""Settings both sides share: the database, the broker, storage and data directories.
 
 Every value comes from ``NAO_*`` environment variables. The defaults are the embedded mode:
 SQLite and a SQLAlchemy-backed Celery broker under ``NAO_HOME`` (``~/.nao``), so nothing but
@@ -15,21 +15,21 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class ApiSettings(BaseSettings):
+class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NAO_", extra="ignore")
 
     home: Path = Path.home() / ".nao"
     database_url: str = ""  # default: sqlite:///<home>/nao.sqlite
     broker_url: str = ""  # default: sqla+sqlite:///<home>/broker.sqlite
     storage_dir: Path | None = None  # checkpoints and run folders; default: <home>/storage
-    data_dir: Path | None = None  # dataset files (CIFAR batches); digits needs none
+    data_dir: Path | None = None  # datasets and tables (`nao data`); default: <home>/data
     queue_prefix: str = ""  # prefixes the queue names (tests run isolated workers)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     visibility_timeout_s: int = Field(default=48 * 3600, gt=0)  # above the longest job
     api_workers: int = Field(default=1, ge=1, le=64)  # uvicorn processes (`nao api`, `nao up`)
     db_pool_size: int = Field(default=10, ge=1)  # Postgres connections kept per process
     db_max_overflow: int = Field(default=5, ge=0)  # and opened beyond them under load
-    read_cache: bool = True  # cached GET /architectures on Postgres (api/readcache.py)
+    read_cache: bool = True  # cached GET /architectures on Postgres (api.readcache)
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'nao.sqlite'}"
@@ -40,10 +40,15 @@ class ApiSettings(BaseSettings):
     def resolved_storage_dir(self) -> Path:
         return self.storage_dir or self.home / "storage"
 
+    def resolved_data_dir(self) -> Path:
+        """Where the datasets are read: the folder `nao data install` fills by default
+        (``nao_core.catalog.default_data_dir``: NAO_DATA_DIR, else <home>/data)."""
+        return self.data_dir or self.home / "data"
+
     def queue(self, name: str) -> str:
         return f"{self.queue_prefix}{name}"
 
 
 @lru_cache
-def get_settings() -> ApiSettings:
-    return ApiSettings()
+def get_settings() -> Settings:
+    return Settings()

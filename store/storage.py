@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from store.settings import Settings
+
 CHUNK = 1 << 20
 
 
@@ -57,3 +59,17 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def job_storage(settings: Settings) -> DirectoryStorage:
+    """The storage under the configured directory, created on first use."""
+    root = settings.resolved_storage_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    return DirectoryStorage(root)
+
+
+def run_dir(settings: Settings, job_id: int, kind: str) -> Path:
+    """A job's working folder (``jobs/<id>/<kind>``), keyed by job id, never by user input."""
+    path = job_storage(settings).root / "jobs" / str(job_id) / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -35,7 +35,7 @@ def _fill(url: str, rows: int, seed: int = 0) -> int:
     """Ensure the bench search holds ``rows`` architectures; returns its job id."""
     import psycopg
 
-    from api.migrate import upgrade
+    from store.migrate import upgrade
 
     upgrade(url)
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
@@ -180,9 +180,9 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from api.auth import create_token
-    from api.db import session_factory, session_scope
-    from api.settings import get_settings
+    from store.db import session_factory, session_scope
+    from store.settings import get_settings
+    from store.tokens import create_token
 
     settings = get_settings()
     url = args.database_url or settings.resolved_database_url()
@@ -239,7 +239,7 @@ def _purge(db_url: str, broker_url: str) -> None:
     """Cancel the jobs the bench queued and drop its queue: no worker should ever run them."""
     from sqlalchemy import text
 
-    from api.db import session_factory, session_scope
+    from store.db import session_factory, session_scope
 
     with session_scope(session_factory(db_url)) as s:
         s.execute(

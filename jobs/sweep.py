@@ -1,4 +1,4 @@
-"""Hyper-parameter sweeps over a search's top architectures (issue #6 item 5).
+"""Hyper-parameter sweeps over a search's top architectures.
 
 The paper: "we perform grid search on the hyper-parameters for the top-5 architectures
 discovered". ``POST /sweeps`` takes the search's top-k architectures (by trained score, else
@@ -19,10 +19,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import repository
-from api.errors import Conflict, InvalidInput, NotFound
-from api.models import FINISHED, Architecture, Job, JobKind, JobStatus, utcnow
-from api.schemas import SweepCreate, SweepPublic, SweepRunPublic, TrainingCreate
+from jobs import common
+from jobs.errors import Conflict, InvalidInput, NotFound
+from jobs.kind import Kind
+from jobs.requests import SweepCreate, TrainingCreate
+from jobs.training import Training
+from store import repository
+from store.models import FINISHED, Architecture, Job, JobKind, JobStatus, utcnow
 
 MAX_RUNS = 64
 
@@ -45,9 +48,20 @@ def _top_archs(session: Session, search: Job, k: int) -> list[Architecture]:
     return []
 
 
-def create_sweep(session: Session, body: SweepCreate) -> Job:
-    from api import services
+class Sweep(Kind):
+    name = "sweep"
+    row_kind = JobKind.SWEEP
+    resumable = False  # no task of its own: its runs are trainings
 
+    def create(self, session: Session, body: SweepCreate) -> Job:
+        return create_sweep(session, body)
+
+    def cancel(self, session: Session, job: Job) -> Job:
+        session.rollback()  # cancel_sweep takes its locks in its own order
+        return cancel_sweep(session, job.id)
+
+
+def create_sweep(session: Session, body: SweepCreate) -> Job:
     search = repository.get_job(session, body.search_id)
     if search is None or search.kind != JobKind.SEARCH:
         raise NotFound(f"search {body.search_id} not found")
@@ -59,15 +73,15 @@ def create_sweep(session: Session, body: SweepCreate) -> Job:
         raise InvalidInput("search_id", f"search {search.id} has no scored architectures")
     if len(points) * len(archs) > MAX_RUNS:
         raise InvalidInput("grid", f"{len(points)} points x {len(archs)} archs > {MAX_RUNS}")
-    base = services._apply(services._preset("train", body.preset), body.overrides, "overrides")
+    base = common.apply(common.preset("train", body.preset), body.overrides, "overrides")
     for point in points:  # every point valid before anything is queued
-        services._apply(base, dict(point), "overrides")
+        common.apply(base, dict(point), "overrides")
     runs = []
     for arch in archs:
         for point in points:
             # by arch string, not architecture_id: a run must not overwrite the search's
             # trained score of its architecture (each run records its own row)
-            child = services.create_training(
+            child = Training().create(
                 session,
                 TrainingCreate(
                     arch=arch.arch,
@@ -93,7 +107,8 @@ def create_sweep(session: Session, body: SweepCreate) -> Job:
     return sweep
 
 
-def _runs(session: Session, sweep: Job) -> list[SweepRunPublic]:
+def ranked_runs(session: Session, sweep: Job) -> list[dict[str, Any]]:
+    """The sweep's runs, ranked by accuracy (best first, rank 1), unfinished ones last."""
     ids = [r["job_id"] for r in sweep.config["runs"]]
     jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(ids)))}
     rows = []
@@ -101,52 +116,43 @@ def _runs(session: Session, sweep: Job) -> list[SweepRunPublic]:
         job = jobs.get(r["job_id"])
         acc = (job.result or {}).get("accuracy") if job is not None else None
         rows.append(
-            SweepRunPublic(
-                rank=None,
-                job_id=r["job_id"],
-                url=f"/trainings/{r['job_id']}",
-                status=job.status if job is not None else "deleted",
-                architecture_id=r["architecture_id"],
-                overrides=r["overrides"],
-                accuracy=acc,
-            )
+            {
+                "rank": None,
+                "job_id": r["job_id"],
+                "status": job.status if job is not None else "deleted",
+                "architecture_id": r["architecture_id"],
+                "overrides": r["overrides"],
+                "accuracy": acc,
+            }
         )
-    ranked = sorted((x for x in rows if x.accuracy is not None), key=lambda x: -(x.accuracy or 0))
+    ranked = sorted((x for x in rows if x["accuracy"] is not None), key=lambda x: -x["accuracy"])
     for i, x in enumerate(ranked, start=1):
-        x.rank = i
-    return ranked + [x for x in rows if x.accuracy is None]
+        x["rank"] = i
+    return ranked + [x for x in rows if x["accuracy"] is None]
 
 
-def get_sweep(session: Session, sweep_id: int) -> SweepPublic:
-    """The sweep with its runs best first; settles its status when every run has finished."""
+def get_sweep(session: Session, sweep_id: int) -> tuple[Job, list[dict[str, Any]]]:
+    """The sweep and its runs best first; settles its status when every run has finished."""
     sweep = repository.get_job(session, sweep_id)
     if sweep is None or sweep.kind != JobKind.SWEEP:
         raise NotFound(f"sweep {sweep_id} not found")
-    runs = _runs(session, sweep)
-    if sweep.status == JobStatus.RUNNING and all(r.status in FINISHED for r in runs):
-        ok = any(r.status == JobStatus.SUCCEEDED for r in runs)
+    runs = ranked_runs(session, sweep)
+    if sweep.status == JobStatus.RUNNING and all(r["status"] in FINISHED for r in runs):
+        ok = any(r["status"] == JobStatus.SUCCEEDED for r in runs)
         status = JobStatus.SUCCEEDED if ok else JobStatus.FAILED
-        best = runs[0].model_dump() if runs and runs[0].rank else None
+        top = runs[0] if runs and runs[0]["rank"] else None
+        best = {**top, "url": f"/trainings/{top['job_id']}"} if top else None
         repository.update_job(
             session, sweep.id, status=status, finished_at=utcnow(), progress=1.0,
             result={"best": best, "runs": len(runs)},
         )  # fmt: skip
         session.commit()
         session.refresh(sweep)
-    return SweepPublic(
-        id=sweep.id,
-        url=f"/sweeps/{sweep.id}",
-        status=sweep.status,
-        search_id=sweep.config["search_id"],
-        runs=runs,
-        best=runs[0] if runs and runs[0].rank else None,
-    )
+    return sweep, runs
 
 
 def cancel_sweep(session: Session, sweep_id: int) -> Job:
     """Cancel every unfinished run of the sweep, then the sweep; finished runs keep results."""
-    from api import services
-
     sweep = repository.get_job(session, sweep_id, lock=True)
     if sweep is None or sweep.kind != JobKind.SWEEP:
         raise NotFound(f"sweep {sweep_id} not found")
@@ -159,9 +165,12 @@ def cancel_sweep(session: Session, sweep_id: int) -> Job:
     sweep.status, sweep.finished_at = JobStatus.CANCELLED, utcnow()
     sweep.result = {"best": None, "runs": len(ids), "cancelled_runs": len(pending)}
     session.commit()  # the sweep is settled before any run is touched
+    training = Training()
     for job_id in pending:
+        run = repository.get_job(session, job_id, lock=True)
         try:
-            services.cancel_job(session, job_id)
+            if run is not None:
+                training.cancel(session, run)
         except Conflict:  # the run finished between the two transactions
             session.rollback()
     session.refresh(sweep)

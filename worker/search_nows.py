@@ -1,4 +1,4 @@
-"""Searches without weight sharing spread over every GPU worker (issue #6, nao-spec §5).
+"""Searches without weight sharing spread over every GPU worker (``jobs.search_nows``).
 
 Three thin tasks drive ``nao_core.search.nows`` over the job's run folder:
 
@@ -52,19 +52,20 @@ from celery import Task
 from celery.utils.log import get_task_logger
 from sqlalchemy.orm import Session
 
-from api import candidates as cand_repo
-from api import repository
-from api.db import session_scope
-from api.models import CandidateStatus, Job, JobStatus, utcnow
-from api.settings import get_settings
-from worker import artifacts
+from jobs.search_nows import CANDIDATE, PLAN, ROUND
+from nao_core.errors import NaoCoreError
+from store import broker, repository
+from store import candidates as cand_repo
+from store.db import session_scope
+from store.models import CandidateStatus, Job, JobStatus, utcnow
+from store.settings import get_settings
+from store.storage import run_dir
 from worker.app import celery_app
+from worker.lifecycle import JobTask, db, fail_job, finish_job, set_threads, start_job
 from worker.settings import get_worker_settings
-from worker.tasks import JobTask, _factory, _finish, _set_threads, _start
 
 logger = get_task_logger(__name__)
 
-PLAN, CANDIDATE, ROUND = "nao.search.plan", "nao.search.candidate", "nao.search.round"
 PHASE_CANDIDATES, PHASE_CONTROLLER = "candidates", "controller"
 RETRY_BUSY_S = 30
 
@@ -76,11 +77,11 @@ def _config(job: Job) -> Any:
 
 
 def _run_dir(job_id: int) -> Path:
-    return artifacts.run_dir(get_settings(), job_id, "search")
+    return run_dir(get_settings(), job_id, "search")
 
 
 def _send(name: str, args: list[Any], task_id: str) -> None:
-    celery_app.send_task(name, args=args, task_id=task_id, queue=get_settings().queue("gpu"))
+    broker.send(name, args, broker.GPU, task_id)
 
 
 def _dispatch(s: Session, job: Job) -> int:
@@ -111,12 +112,12 @@ def _open_round(s: Session, job: Job, round: int, plan: list[Any]) -> None:
 def plan_search(self: Task, job_id: int) -> str:
     from nao_core.search.nows import NaoSearch
 
-    job = _start(job_id)
+    job = start_job(job_id)
     if job is None:
         return "skipped"
-    _set_threads()
+    set_threads()
     search = NaoSearch.open(_config(job), _run_dir(job_id))
-    with session_scope(_factory()) as s:
+    with session_scope(db()) as s:
         locked = repository.get_job(s, job_id, lock=True)
         if locked is None or locked.status != JobStatus.RUNNING:
             return "skipped"
@@ -143,7 +144,7 @@ class CandidateReporter:
         pass
 
     def on_epoch_end(self, epoch: int, metrics: Any) -> None:
-        with session_scope(_factory()) as s:
+        with session_scope(db()) as s:
             row = cand_repo.get_candidate(s, self.job_id, self.pool_id)
             if row is not None:
                 row.epoch = epoch
@@ -160,7 +161,7 @@ class CandidateReporter:
         now = time.monotonic()
         if not self._stop and now - self._last_poll >= self.poll_s:
             self._last_poll = now
-            with _factory()() as s:
+            with db()() as s:
                 status = repository.get_job_status(s, self.job_id)
             self._stop = status != JobStatus.RUNNING
         return self._stop
@@ -168,7 +169,7 @@ class CandidateReporter:
 
 def _claim(job_id: int, pool_id: int, task_id: str) -> tuple[Job, str] | None:
     """Mark the candidate running under this message; None when there is nothing to do."""
-    with session_scope(_factory()) as s:
+    with session_scope(db()) as s:
         job = repository.get_job(s, job_id, lock=True)  # always job, then candidate rows
         row = cand_repo.get_candidate(s, job_id, pool_id, lock=True)
         if row is None or job is None:
@@ -196,7 +197,7 @@ def _settle_cancel(s: Session, job_id: int) -> None:
         return
     cand_repo.cancel_waiting(s, job_id)
     if cand_repo.count_running(s, job_id) == 0:
-        _finish(s, job, JobStatus.CANCELLED)
+        finish_job(s, job, JobStatus.CANCELLED)
         logger.info("job=%d cancelled", job_id)
 
 
@@ -229,7 +230,11 @@ def train_candidate(self: Task, job_id: int, pool_id: int) -> str:
             # over only if that worker has died by then.
             logger.info("job=%d candidate=%d busy elsewhere; retrying later", job_id, pool_id)
             raise self.retry(countdown=RETRY_BUSY_S, max_retries=None)
-        return _train_claimed(self.request.id, job_id, pool_id, folder)
+        try:
+            return _train_claimed(self.request.id, job_id, pool_id, folder)
+        except NaoCoreError as exc:  # the user's error (config, data): one line, no traceback
+            fail_job(job_id, exc)
+            return "failed"
 
 
 def _train_claimed(task_id: str, job_id: int, pool_id: int, folder: Path) -> str:
@@ -239,18 +244,18 @@ def _train_claimed(task_id: str, job_id: int, pool_id: int, folder: Path) -> str
     if claimed is None:
         return "skipped"
     job, arch = claimed
-    _set_threads()
+    set_threads()
     ws = get_worker_settings()
     out = evaluate_candidate(
         _config(job),
         arch,
         folder,
-        data_dir=get_settings().data_dir,
+        data_dir=get_settings().resolved_data_dir(),
         device=ws.device,
         callback=CandidateReporter(job_id, pool_id, ws.cancel_poll_s),
     )
     if out.status != "completed":
-        with session_scope(_factory()) as s:
+        with session_scope(db()) as s:
             repository.get_job(s, job_id, lock=True)
             row = cand_repo.get_candidate(s, job_id, pool_id, lock=True)
             if row is not None and row.status == CandidateStatus.RUNNING:
@@ -265,7 +270,7 @@ def _record(job_id: int, pool_id: int, out: Any) -> None:
     """Store the score, the architecture row and progress; dispatch or close the round."""
     from nao_core.search_space import create_search_space
 
-    with session_scope(_factory()) as s:
+    with session_scope(db()) as s:
         job = repository.get_job(s, job_id, lock=True)  # serializes the round's gather
         row = cand_repo.get_candidate(s, job_id, pool_id, lock=True)
         if job is None or row is None:
@@ -314,7 +319,7 @@ def _progress(s: Session, job: Job) -> None:
 def close_round(self: Task, job_id: int, round: int) -> str:
     from nao_core.search.nows import NaoSearch
 
-    with session_scope(_factory()) as s:
+    with session_scope(db()) as s:
         # the lock waits for the commit of the completion that sent this message
         job = repository.get_job(s, job_id, lock=True)
         if job is None or job.status != JobStatus.RUNNING or job.rounds != round:
@@ -325,7 +330,7 @@ def close_round(self: Task, job_id: int, round: int) -> str:
         scores = {c.pool_id: c.score for c in rows}
         hours = cand_repo.trained_seconds(s, job_id) / 3600.0
         s.expunge(job)
-    _set_threads()
+    set_threads()
     search = NaoSearch.open(_config(job), _run_dir(job_id))
     if search.round == round and not search.done:
         for pool_id, score in scores.items():
@@ -333,7 +338,7 @@ def close_round(self: Task, job_id: int, round: int) -> str:
         limit = job.config.get("max_gpu_hours")
         search.finish_round(round, stop=bool(limit) and hours >= float(limit))
         search.save()
-    with session_scope(_factory()) as s:
+    with session_scope(db()) as s:
         locked = repository.get_job(s, job_id, lock=True)
         if locked is None or locked.status != JobStatus.RUNNING or locked.rounds != round:
             return "skipped"  # a duplicate round message, or cancelled meanwhile
@@ -341,7 +346,7 @@ def close_round(self: Task, job_id: int, round: int) -> str:
         if best is not None:
             repository.record_metrics(s, job_id, round + 1, {"pool_best": float(best)})
         if search.done:
-            _finish(s, locked, JobStatus.SUCCEEDED, _result(search, hours))
+            finish_job(s, locked, JobStatus.SUCCEEDED, _result(search, hours))
             repository.update_job(s, job_id, rounds=round + 1, phase="done")
             logger.info("job=%d finished after round %d", job_id, round)
         else:

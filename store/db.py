@@ -36,7 +36,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    from api.settings import get_settings
+    from store.settings import get_settings
 
     # Bounded per process: N API processes x workers must stay under Postgres' max_connections
     # (100 by default); past the bound a request waits for a connection instead of failing.

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.models import ApiToken, utcnow
+from store.models import ApiToken, utcnow
 
 PREFIX = "nao_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # not a write on every authenticated request

@@ -20,20 +20,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from api.settings import ApiSettings
+    from store.settings import Settings
 
 SERVICE_COMMANDS = {"up", "api", "worker", "migrate", "token"}
 
 
-def _settings() -> ApiSettings:
-    from api.settings import get_settings
+def _settings() -> Settings:
+    from store.settings import get_settings
 
     get_settings.cache_clear()
     return get_settings()
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from api.migrate import downgrade, upgrade
+    from store.migrate import downgrade, upgrade
 
     url = _settings().resolved_database_url()
     (upgrade if args.direction == "up" else downgrade)(url)
@@ -41,8 +41,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from api.auth import create_token
-    from api.db import session_factory, session_scope
+    from store.db import session_factory, session_scope
+    from store.tokens import create_token
 
     with session_scope(session_factory(_settings().resolved_database_url())) as s:
         token = create_token(s, args.name)
@@ -106,9 +106,9 @@ def _up(args: argparse.Namespace) -> int:
     os.environ.setdefault("NAO_HEARTBEAT_S", "5")
     os.environ.setdefault("NAO_STALE_AFTER_S", "30")
     settings = _settings()
-    from api.auth import create_token, has_tokens
-    from api.db import session_factory, session_scope
-    from api.migrate import upgrade
+    from store.db import session_factory, session_scope
+    from store.migrate import upgrade
+    from store.tokens import create_token, has_tokens
 
     upgrade(settings.resolved_database_url())
     with session_scope(session_factory(settings.resolved_database_url())) as s:
@@ -131,7 +131,7 @@ def _up(args: argparse.Namespace) -> int:
 
 class _Supervised:
     """The embedded worker, started again whenever it dies (a crash, an OOM kill, kill -9);
-    its lost job is then re-queued by the worker's reaper (worker/recovery.py)."""
+    its lost job is then re-queued by the worker's reaper (worker.recovery)."""
 
     def __init__(self, cmd: list[str]) -> None:
         self.cmd, self.proc = cmd, subprocess.Popen(cmd)
@@ -182,9 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["bench", "api"]:
-        from api import bench
+        from cli import bench_api
 
-        return bench.main(argv[2:])
+        return bench_api.main(argv[2:])
     if not argv or argv[0] not in SERVICE_COMMANDS:
         from nao_core.cli import main as core_main
 

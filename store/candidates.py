@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from api.models import CandidateStatus, SearchCandidate, utcnow
+from store.models import CandidateStatus, SearchCandidate, utcnow
 
 ACTIVE = (CandidateStatus.QUEUED, CandidateStatus.RUNNING)
 WAITING = (CandidateStatus.PENDING, CandidateStatus.QUEUED)

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db import Base
+from store.db import Base
 
 SCORE_SOURCES = ("supernet", "predictor", "trained", "tabular")
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from api.models import (
+from store.models import (
     FINISHED,
     Architecture,
     Checkpoint,

@@ -1,0 +1,1 @@
+"""The ``nao`` command: the service's commands, and the method's from ``nao_core.cli``."""

@@ -1,0 +1,112 @@
+"""What a caller asks for: the request bodies of every job kind (``XCreate``).
+
+Pydantic checks types and ranges here; each kind's module checks the rest against
+``nao_core`` (spaces, presets, overrides) and names the field that is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+Name = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_./-]+$")
+Seed = Field(default=None, ge=0, le=2**31 - 1)
+Overrides = Field(default_factory=dict, max_length=64)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchCreate(_In):
+    space: str = Name
+    dataset: str | None = Field(default=None, min_length=1, max_length=64)
+    preset: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="default: tiny (cnn, rnn); nb201 (nb201 with method nao or evolution)",
+    )
+    overrides: dict[str, Any] = Overrides
+    seed: StrictInt | None = Seed
+    budget: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=15_625,
+        description="nao-ws: supernet epochs (optim.epochs, <= 10000); nao on cnn/rnn: "
+        "candidates (max_candidates, <= 10000); nb201: table queries (default 150, <= 15625)",
+    )
+    method: Literal["nao-ws", "nao", "random", "evolution"] | None = Field(
+        default=None,
+        description="cnn, rnn: nao-ws (default, weight sharing) or nao (every candidate "
+        "trained); nb201: nao (default), random or evolution over the tabular file",
+    )
+    table: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="nb201: the name of a table under the data directory (default nb201)",
+    )
+    signal: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="nb201: the column searched on (default c10_valid_acc_200ep)",
+    )
+    report: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="nb201: the column reported for the best arch (default c10_test_acc_200ep)",
+    )
+    max_parallel: StrictInt | None = Field(
+        default=None, ge=1, le=4096, description="nao: candidates queued or running at once"
+    )
+    max_gpu_hours: float | None = Field(
+        default=None, gt=0, le=1e6, description="nao: stop after the round that passes it"
+    )
+
+
+class TrainingCreate(_In):
+    architecture_id: StrictInt | None = Field(default=None, ge=1)
+    arch: str | None = Field(default=None, min_length=1, max_length=4096)
+    arch_name: str | None = Field(default=None, min_length=1, max_length=64)
+    space: str = Field(default="cnn", min_length=1, max_length=64)
+    dataset: str | None = Field(default=None, min_length=1, max_length=64)
+    preset: str = Field(default="tiny", min_length=1, max_length=64)
+    overrides: dict[str, Any] = Overrides
+    seed: StrictInt | None = Seed
+
+    @model_validator(mode="after")
+    def _one_arch(self) -> TrainingCreate:
+        given = [
+            self.architecture_id is not None,
+            self.arch is not None,
+            self.arch_name is not None,
+        ]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of architecture_id, arch, arch_name")
+        return self
+
+
+class EvaluationCreate(_In):
+    checkpoint_id: StrictInt = Field(ge=1)
+    dataset: str | None = Field(default=None, min_length=1, max_length=64)
+    split: Literal["test", "valid", "train"] | None = None
+
+
+class SweepCreate(_In):
+    """Train the top-k archs of a search under every point of a small override grid."""
+
+    search_id: StrictInt = Field(ge=1)
+    top_k: StrictInt = Field(default=5, ge=1, le=20)
+    grid: dict[str, list[Any]] = Field(
+        min_length=1,
+        max_length=4,
+        description="TrainConfig keys to lists of values, e.g. {'optim.lr_max': [0.025, 0.05]}",
+    )
+    preset: str = Field(default="tiny", min_length=1, max_length=64)
+    overrides: dict[str, Any] = Overrides  # applied to every run before the grid point
+    dataset: str | None = Field(default=None, min_length=1, max_length=64)
