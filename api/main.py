@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from api.errors import handle_service_error
 from api.readcache import CachedReads, ChangeListener, ReadCache
@@ -29,6 +30,11 @@ from store.settings import get_settings
 logger = logging.getLogger(__name__)
 
 _BODY_METHODS = (b"POST", b"PUT", b"PATCH")
+DESCRIPTION = """Neural Architecture Optimization as a service: searches, trainings, evaluations
+and sweeps are jobs that GPU workers run; architectures come back ranked, with checkpoints.
+
+Reading needs no token. Creating, cancelling and downloading need a bearer token
+(`nao token create --name NAME`, or the one `nao up` printed): press **Authorize**."""
 
 
 class BodyLimit:
@@ -108,11 +114,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from assets installed with the package
         title="NAO Service",
         version="0.1.0",
-        description="Neural Architecture Optimization",
+        description=DESCRIPTION,
         lifespan=_lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.read_cache = ReadCache()
     app.add_middleware(BodyLimit)

@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.deps import SessionDep
+from api.errors import responses
 from api.present import architecture_public
 from api.readcache import ReadCache
 from api.schemas import ArchitecturePublic, ArchitecturesPublic, ScoreSource
@@ -55,7 +56,7 @@ async def list_architectures(
     return Response(body, media_type="application/json")
 
 
-@router.get("/architectures/{arch_id}")
+@router.get("/architectures/{arch_id}", responses=responses(404))
 def get_architecture(arch_id: int, session: SessionDep) -> ArchitecturePublic:
     row = repository.get_architecture(session, arch_id)
     if row is None:

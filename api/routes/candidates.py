@@ -7,12 +7,13 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import SessionDep
+from api.errors import responses
 from jobs.search_nows import get_round_progress
 
 router = APIRouter()
 
 
-@router.get("/searches/{job_id}/candidates", tags=["searches"])
+@router.get("/searches/{job_id}/candidates", tags=["searches"], responses=responses(404))
 def search_candidates(job_id: int, session: SessionDep) -> dict[str, Any]:
     """Candidates pending / queued / running / done / cancelled per round."""
     return get_round_progress(session, job_id)

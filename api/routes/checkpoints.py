@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from api.deps import SessionDep, SettingsDep, TokenDep
+from api.errors import responses
 from api.present import checkpoint_public
 from api.schemas import CheckpointPublic
 from jobs.errors import NotFound
@@ -18,7 +19,7 @@ router = APIRouter(tags=["checkpoints"])
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-@router.get("/checkpoints/{checkpoint_id}")
+@router.get("/checkpoints/{checkpoint_id}", responses=responses(404))
 def get_checkpoint(checkpoint_id: int, session: SessionDep) -> CheckpointPublic:
     row = repository.get_checkpoint(session, checkpoint_id)
     if row is None:
@@ -43,7 +44,19 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-@router.get("/checkpoints/{checkpoint_id}/download")
+@router.get(
+    "/checkpoints/{checkpoint_id}/download",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+            "description": "The file; `Range` gives 206 with part of it, `If-None-Match` 304",
+        },
+        **responses(401, 404, 416),
+    },
+)
 def download_checkpoint(
     checkpoint_id: int, request: Request, session: SessionDep, settings: SettingsDep, _t: TokenDep
 ) -> Response:

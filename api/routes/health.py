@@ -17,7 +17,10 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={503: {"description": "The database or the broker does not answer (which, said)"}},
+)
 def readyz(session: SessionDep) -> JSONResponse:
     try:
         session.execute(text("SELECT 1"))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, TokenDep
+from api.errors import responses
 from api.present import job_public
 from api.schemas import JobPublic, JobsPublic, MetricPublic, MetricsPublic
 from jobs import registry
@@ -46,21 +47,23 @@ def _accepted(job: Job, response: Response) -> JobPublic:
     return out
 
 
-@router.post("/searches", status_code=202, tags=["searches"])
+@router.post("/searches", status_code=202, tags=["searches"], responses=responses(401, 503))
 def create_search(
     body: SearchCreate, session: SessionDep, _t: TokenDep, response: Response
 ) -> JobPublic:
     return _accepted(registry.create_search(session, body), response)
 
 
-@router.post("/trainings", status_code=202, tags=["trainings"])
+@router.post("/trainings", status_code=202, tags=["trainings"], responses=responses(401, 404, 503))
 def create_training(
     body: TrainingCreate, session: SessionDep, _t: TokenDep, response: Response
 ) -> JobPublic:
     return _accepted(registry.create(session, "train", body), response)
 
 
-@router.post("/evaluations", status_code=202, tags=["evaluations"])
+@router.post(
+    "/evaluations", status_code=202, tags=["evaluations"], responses=responses(401, 404, 503)
+)
 def create_evaluation(
     body: EvaluationCreate, session: SessionDep, _t: TokenDep, response: Response
 ) -> JobPublic:
@@ -83,10 +86,20 @@ def _register(path: str, kind: JobKind | None, tag: str) -> None:
 
     router.add_api_route(f"/{path}", list_, methods=["GET"], tags=[tag], name=f"list_{path}")
     router.add_api_route(
-        f"/{path}/{{job_id}}", get, methods=["GET"], tags=[tag], name=f"get_{path}"
+        f"/{path}/{{job_id}}",
+        get,
+        methods=["GET"],
+        tags=[tag],
+        name=f"get_{path}",
+        responses=responses(404),
     )
     router.add_api_route(
-        f"/{path}/{{job_id}}/cancel", cancel, methods=["POST"], tags=[tag], name=f"cancel_{path}"
+        f"/{path}/{{job_id}}/cancel",
+        cancel,
+        methods=["POST"],
+        tags=[tag],
+        name=f"cancel_{path}",
+        responses=responses(401, 404, 409),
     )
 
 
@@ -96,7 +109,7 @@ _register("evaluations", JobKind.EVAL, "evaluations")
 _register("jobs", None, "jobs")
 
 
-@router.get("/jobs/{job_id}/metrics", tags=["jobs"])
+@router.get("/jobs/{job_id}/metrics", tags=["jobs"], responses=responses(404))
 def job_metrics(
     job_id: int,
     session: SessionDep,

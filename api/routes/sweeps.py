@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, TokenDep
+from api.errors import responses
 from api.schemas import SweepPublic, SweepRunPublic
 from jobs import registry, sweep
 from jobs.requests import SweepCreate
@@ -26,7 +27,7 @@ def _public(session: Session, sweep_id: int) -> SweepPublic:
     )
 
 
-@router.post("/sweeps", status_code=202, tags=["sweeps"])
+@router.post("/sweeps", status_code=202, tags=["sweeps"], responses=responses(401, 404, 503))
 def create_sweep(
     body: SweepCreate, session: SessionDep, _t: TokenDep, response: Response
 ) -> SweepPublic:
@@ -35,13 +36,13 @@ def create_sweep(
     return _public(session, job.id)
 
 
-@router.get("/sweeps/{sweep_id}", tags=["sweeps"])
+@router.get("/sweeps/{sweep_id}", tags=["sweeps"], responses=responses(404))
 def get_sweep(sweep_id: int, session: SessionDep) -> SweepPublic:
     """The runs ranked by accuracy, best first (unfinished runs last)."""
     return _public(session, sweep_id)
 
 
-@router.post("/sweeps/{sweep_id}/cancel", tags=["sweeps"])
+@router.post("/sweeps/{sweep_id}/cancel", tags=["sweeps"], responses=responses(401, 404, 409))
 def cancel_sweep(sweep_id: int, session: SessionDep, _t: TokenDep) -> SweepPublic:
     """Cancel every run not yet finished; finished runs keep their results and ranks."""
     sweep.cancel_sweep(session, sweep_id)
