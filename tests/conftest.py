@@ -8,14 +8,14 @@ import pytest
 from service_fixtures import isolated_service
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-NB201_TABLE = SHARED_DATA / "nas-bench-201" / "nb201_accuracy_table.csv.gz"
 
 
 @pytest.fixture(scope="session")
 def nb201_table() -> Path:
-    if not NB201_TABLE.is_file():
-        pytest.skip(f"NAS-Bench-201 table not found at {NB201_TABLE}")
-    return NB201_TABLE
+    """The NAS-Bench-201 table shipped in the package: no test of it needs ../shared."""
+    from nao_core.catalog import shipped_table
+
+    return shipped_table("nb201")
 
 
 @pytest.fixture(autouse=True)
