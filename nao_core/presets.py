@@ -62,8 +62,16 @@ def get_preset(name: str) -> Any:
 #   per epoch, 40 epochs, a 100-arch pool scored on 1,000 valid images every 10 epochs (3
 #   controller rounds of 50 new archs), top-3 rerank for 3 epochs. Final training: N=1 C=16,
 #   10 epochs on 20,000 images (about 35 min on one busy core).
-# * tiny: seconds, for tests; on ``digits`` (8x8, ships with scikit-learn) with 256 training
-#   images, a C=4 supernet, a pool of 8 and a small controller.
+#   On ``digits`` train/small stays at chance (0.09): its cutout 16 blanks the whole 8x8
+#   image; with ``--set data.cutout=0`` it reaches 0.92-0.97 in about 30 s of one thread.
+# * tiny: seconds, for tests and the README walk-through, on ``digits`` (8x8, ships with
+#   scikit-learn). Search: 256 training images, a C=4 supernet, a pool of 8, a small controller:
+#   about 2 s of one thread (7 s per ``nao search`` with the process start). Its 1-epoch rerank
+#   stays near chance, so its pick is cheap, not informed. Final training: C=8 on all 1,500
+#   training images, batch 32, 4 epochs (188 SGD steps) at lr 0.05, no drop path, no dropout:
+#   0.94-0.99 test accuracy (297 images) over 5 archs x 3 seeds, 7-19 s of one thread on a
+#   busy 2-core machine (11-26 s per ``nao train``). The former recipe (256 images, batch 64,
+#   3 epochs = 12 steps at lr 0.025, C=4, drop path 0.9) never left its initialisation: 0.118.
 
 from nao_core.config import (  # noqa: E402  (appended section; keeps the file additive)
     DataConfig,
@@ -85,6 +93,9 @@ _TINY_CONTROLLER = ControllerConfig(
     max_step_size=5,
 )
 _TINY_NET = NetworkConfig(layers=1, channels=4, drop_path_keep_prob=0.9)
+# Final training has to learn in a few hundred steps: each step matters more than
+# regularisation, and on 8x8 images C=8 costs barely more than C=4 (34 vs 31 ms a step of 32).
+_TINY_TRAIN_NET = NetworkConfig(layers=1, channels=8, keep_prob=1.0, drop_path_keep_prob=1.0)
 
 PRESETS.update(
     {
@@ -125,11 +136,16 @@ PRESETS.update(
             optim=OptimConfig(epochs=10, lr_min=0.0),
         ),
         "train/tiny": TrainConfig(
+            # train_limit: all of digits' 1,500; it keeps ``tiny`` small on CIFAR too.
             data=DataConfig(
-                dataset="digits", train_portion=1.0, train_limit=256, eval_split="test"
+                dataset="digits",
+                train_portion=1.0,
+                train_limit=1_500,
+                batch_size=32,
+                eval_split="test",
             ),
-            model=NetworkConfig(layers=1, channels=4, keep_prob=0.9, drop_path_keep_prob=0.9),
-            optim=OptimConfig(epochs=3, lr_min=0.0),
+            model=_TINY_TRAIN_NET,
+            optim=OptimConfig(epochs=4, lr_max=0.05, lr_min=0.0),
         ),
     }
 )

@@ -18,6 +18,8 @@ def test_quality_bench_trains_top_and_random_archs(tmp_path):
     argv = ["bench", "quality", "--dataset", "digits", "--search-preset", "tiny"]
     argv += ["--train-preset", "tiny", "--random", "2", "--out", str(out)]
     argv += ["--threads", "1", "--json", str(tmp_path / "q.json")]
+    # The bench's plumbing is tested, not accuracy: 1 epoch on 256 images keeps it cheap.
+    argv += ["--train-set", "optim.epochs=1", "--train-set", "data.train_limit=256"]
     assert main(argv) == 0
     summary = json.loads((tmp_path / "q.json").read_text())
     rows = summary["rows"]
