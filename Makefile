@@ -34,8 +34,12 @@ bench-supernet: install
 
 # --- the service (issue #4) ---------------------------------------------------------------------
 .PHONY: up worker api migrate
+# make up PORT=8001 HOME=/tmp/x. HOME is also the shell's home, so it names the service's home
+# only when given on make's command line; else NAO_HOME (from the environment, or ~/.nao).
+PORT ?= 8000
+NAO_HOME ?= ~/.nao
 up: install
-	$(VENV)/bin/nao up
+	$(VENV)/bin/nao up --port $(PORT) --home $(if $(filter command line,$(origin HOME)),$(HOME),$(NAO_HOME))
 
 worker: install
 	OMP_NUM_THREADS=1 $(VENV)/bin/nao worker

@@ -1,4 +1,5 @@
-"""The ``nao`` command: service commands here, everything else in ``nao_core.cli``.
+"""The ``nao`` command: one parser tree, the service's commands here and the method's
+from ``nao_core.cli.add_commands``; ``nao --help`` lists them all.
 
 nao up [--home DIR] [--port N]     embedded service: SQLite + local broker, API + one worker
 nao api [--port N] [--workers N]   the API alone under uvicorn (production; NAO_API_WORKERS)
@@ -11,18 +12,22 @@ nao bench api [--json OUT]         GET /architectures and POST /searches latency
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nao_core.cli import add_commands, report_error, run
+from nao_core.console import finish_parser, top_parser, verbosity
+
 if TYPE_CHECKING:
     from store.settings import Settings
-
-SERVICE_COMMANDS = {"up", "api", "worker", "migrate", "token"}
 
 
 def _settings() -> Settings:
@@ -50,24 +55,45 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
-def worker_command(queues: str, pool: str = "solo") -> list[str]:
+def worker_command(queues: str, pool: str = "solo", log_level: str = "info") -> list[str]:
     s = _settings()
     names = ",".join(s.queue(q) for q in queues.split(","))
     return [
         sys.executable, "-m", "celery", "-A", "worker.app", "worker",
-        "--pool", pool, "--concurrency", "1", "-Q", names, "--loglevel", "INFO",
+        "--pool", pool, "--concurrency", "1", "-Q", names, "--loglevel", log_level.upper(),
     ]  # fmt: skip
+
+
+def _log_level(args: argparse.Namespace) -> str:
+    """uvicorn's and Celery's log level for ``-q`` / none / ``-v``."""
+    return {-1: "warning", 0: "info"}.get(min(verbosity(args), 1), "debug")
+
+
+def port_error(host: str, port: int) -> str | None:
+    """Why the API could not listen on ``host:port``, or None when it can. The port is bound
+    and released at once (with SO_REUSEADDR, as uvicorn binds it, so a closed connection's
+    TIME_WAIT is no conflict); uvicorn binds it again a moment later."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return f"port {port} on {host} is in use; pick another with --port"
+        return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+    return None
 
 
 def _worker(args: argparse.Namespace) -> int:
     """One worker, or with ``--gpus 0,1`` one worker process per GPU, each seeing only its
     own (CUDA_VISIBLE_DEVICES) and named ``gpuN@host``."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    cmd = worker_command(args.queues, args.pool, _log_level(args))
     if not args.gpus:
-        return subprocess.call(worker_command(args.queues, args.pool))
+        return subprocess.call(cmd)
     procs = [
         subprocess.Popen(
-            [*worker_command(args.queues, args.pool), "-n", f"gpu{gpu}@%h"],
+            [*cmd, "-n", f"gpu{gpu}@%h"],
             env={**os.environ, "CUDA_VISIBLE_DEVICES": gpu, "NAO_DEVICE": "cuda"},
         )
         for gpu in args.gpus.split(",")
@@ -93,11 +119,15 @@ def serve_api(host: str, port: int, workers: int | None, log_level: str = "info"
 
 
 def _api(args: argparse.Namespace) -> int:
-    serve_api(args.host, args.port, args.workers)
+    if error := port_error(args.host, args.port):
+        return report_error(error)
+    serve_api(args.host, args.port, args.workers, _log_level(args))
     return 0
 
 
 def _up(args: argparse.Namespace) -> int:
+    if error := port_error(args.host, args.port):  # before anything starts or says it runs
+        return report_error(error)
     home = Path(args.home).expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["NAO_HOME"] = str(home)
@@ -117,13 +147,13 @@ def _up(args: argparse.Namespace) -> int:
             print(f"API token (shown once, also saved to {home / 'token'}): {token}", flush=True)
             (home / "token").write_text(token + "\n")
             (home / "token").chmod(0o600)
-    worker = _Supervised(worker_command("gpu,default"))
+    worker = _Supervised(worker_command("gpu,default", log_level=_log_level(args)))
     # uvicorn re-raises SIGTERM after its shutdown; make that an exception so the worker
     # is stopped below instead of being orphaned.
     signal.signal(signal.SIGTERM, _raise_exit)
     print(f"NAO service at http://{args.host}:{args.port} (home {home})", flush=True)
     try:
-        serve_api(args.host, args.port, args.workers)
+        serve_api(args.host, args.port, args.workers, _log_level(args))
     finally:
         worker.stop()
     return 0
@@ -150,47 +180,97 @@ class _Supervised:
         self.proc.wait(timeout=30)
 
 
+def _bench_api(args: argparse.Namespace) -> int:
+    from cli import bench_api
+
+    text = json.dumps(bench_api.run(args), indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nao", description="NAO service commands")
-    sub = p.add_subparsers(dest="command", required=True)
+    """Every command of ``nao``: the method's (``nao_core.cli``), then the service's."""
+    p, sub = top_parser("NAO: Neural Architecture Optimization (Luo et al., 2018) as a service")
+    bench = add_commands(sub)
+    _add_bench_api(bench)
+    _add_serve_commands(sub)
+    _add_admin_commands(sub)
+    return finish_parser(p)
+
+
+def _add_serve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=8000, help="TCP port of the API (default: 8000)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)"
+    )
+    p.add_argument("--workers", type=int, default=None, help="API processes (NAO_API_WORKERS)")
+
+
+def _add_serve_commands(sub: argparse._SubParsersAction) -> None:
     up = sub.add_parser("up", help="embedded service: API + one worker on SQLite")
-    up.add_argument("--home", default=os.environ.get("NAO_HOME", "~/.nao"))
-    up.add_argument("--port", type=int, default=8000)
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--workers", type=int, default=None, help="API processes (NAO_API_WORKERS)")
+    up.add_argument(
+        "--home",
+        default=os.environ.get("NAO_HOME", "~/.nao"),
+        help="folder of the database, the broker's files, the artifacts and the token "
+        "(default: $NAO_HOME, else ~/.nao)",
+    )
+    _add_serve_options(up)
     up.set_defaults(func=_up)
     a = sub.add_parser("api", help="the API alone (uvicorn), e.g. in front of Postgres/Redis")
-    a.add_argument("--host", default="127.0.0.1")
-    a.add_argument("--port", type=int, default=8000)
-    a.add_argument("--workers", type=int, default=None, help="API processes (NAO_API_WORKERS)")
+    _add_serve_options(a)
     a.set_defaults(func=_api)
     w = sub.add_parser("worker", help="a Celery worker")
-    w.add_argument("--queues", default="gpu,default")
+    w.add_argument("--queues", default="gpu,default", help="queues to take jobs from")
     w.add_argument("--pool", default="solo", help="solo (one job at a time) or prefork")
     w.add_argument("--gpus", default="", help="e.g. 0,1: one worker process per GPU")
     w.set_defaults(func=_worker)
+
+
+def _add_admin_commands(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser("migrate", help="run the database migrations")
-    m.add_argument("direction", nargs="?", choices=["up", "down"], default="up")
+    m.add_argument(
+        "direction",
+        nargs="?",
+        choices=["up", "down"],
+        default="up",
+        help="up: upgrade to the latest schema (default); down: downgrade to an empty database",
+    )
     m.set_defaults(func=_migrate)
-    t = sub.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
-    c = t.add_parser("create", help="create a token; it is printed once")
-    c.add_argument("--name", required=True)
+    tokens = sub.add_parser("token", help="API tokens")
+    t = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = t.add_parser("create", help="create an API token; it is printed once")
+    c.add_argument("--name", required=True, help="what the token is for, e.g. ci or alice")
     c.set_defaults(func=_token)
-    return p
+
+
+def _add_bench_api(bench: argparse._SubParsersAction) -> None:
+    b = bench.add_parser(
+        "api", help="GET /architectures and POST /searches latency and throughput (Postgres)"
+    )
+    b.add_argument(
+        "--rows", type=int, default=1_000_000, help="architectures in the database (filled once)"
+    )
+    b.add_argument("--clients", type=int, default=50, help="concurrent keep-alive connections")
+    b.add_argument("--requests", type=int, default=5000, help="GET requests timed")
+    b.add_argument("--posts", type=int, default=1000, help="POST /searches timed")
+    b.add_argument("--server-workers", type=int, default=2, help="uvicorn processes")
+    b.add_argument("--database-url", default=None, help="Postgres (default: NAO_DATABASE_URL)")
+    b.add_argument("--broker-url", default=None, help="default: NAO_BROKER_URL")
+    b.add_argument(
+        "--no-read-cache",
+        dest="read_cache",
+        action="store_false",
+        help="serve every read from the database (NAO_READ_CACHE=false): the uncached path",
+    )
+    b.add_argument("--json", default=None, help="also write the figures to this file")
+    b.set_defaults(func=_bench_api)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:2] == ["bench", "api"]:
-        from cli import bench_api
-
-        return bench_api.main(argv[2:])
-    if not argv or argv[0] not in SERVICE_COMMANDS:
-        from nao_core.cli import main as core_main
-
-        return core_main(argv)
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

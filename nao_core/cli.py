@@ -1,30 +1,29 @@
-"""The ``nao`` command.
+"""The method's commands of ``nao``: their parsers and handlers (``cli/main.py`` adds the
+service's to the same parser tree through ``add_commands``; ``nao --help`` lists them all).
 
-nao spaces                              list the search spaces
-nao arch SPACE "ARCH"                   validate an architecture; print its forms
-nao presets                             list the named configurations
-nao data list [--data-dir DIR]          datasets and tables: installed or missing, size, source
-nao data install NAME [--from PATH]     download (or copy from an archive/folder) and check
-nao bench nb201 [--table PATH] ...      NAO vs random vs evolution on a tabular benchmark
-nao bench controller                    one controller round at the paper's settings, timed
-nao bench supernet                      NAO-WS throughput and a full paper search projected
-nao bench rnn                           RNN supernet / LM throughput, paper search + final
-nao search --preset small --out DIR     NAO-WS search (re-run on DIR to resume)
-nao train --arch-name naonet-b --out D  final training of one architecture
-nao eval --checkpoint D/model.pt        accuracy, parameters and FLOPs of a trained model
-nao search --dataset ptb --data-dir DIR --preset small --out D   RNN search on PTB
+nao search --dataset ptb --data-dir DIR --preset small --out D          RNN search on PTB
 nao train --arch-name nao-ws-rnn --dataset ptb --data-dir DIR --out D   LM final training
-nao eval --checkpoint D/model.pt --data-dir DIR   valid/test perplexity of an LM
+nao eval --checkpoint D/model.pt --data-dir DIR                         valid/test perplexity
+Re-running search or train on the folder of a killed run resumes it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import logging
 import math
 import sys
+from typing import Any
 
+from nao_core.console import (
+    SHARED_HELP,
+    Console,
+    configure_logging,
+    finish_parser,
+    top_parser,
+    verbosity,
+)
 from nao_core.errors import NaoCoreError
 
 
@@ -102,19 +101,35 @@ def _cmd_bench_controller(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nao", description="Neural Architecture Optimization")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    sub = p.add_subparsers(dest="command", required=True)
+    """The method's commands alone (``python -m nao_core.cli``); ``nao`` adds the service's."""
+    p, sub = top_parser("Neural Architecture Optimization (Luo et al., NeurIPS 2018)")
+    add_commands(sub)
+    return finish_parser(p)
 
+
+def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Add the method's commands to ``sub``. Returns the ``bench`` group, to which the
+    service adds its own benchmark."""
     sub.add_parser("spaces", help="list the search spaces").set_defaults(func=_cmd_spaces)
-    sub.add_parser("presets", help="list the named configurations").set_defaults(func=_cmd_presets)
     a = sub.add_parser("arch", help="validate an architecture string and print its forms")
-    a.add_argument("space")
-    a.add_argument("arch")
+    a.add_argument("space", help="search space, e.g. cnn, rnn or nb201 (see nao spaces)")
+    a.add_argument("arch", help="the architecture: integers or the text form, quoted")
     a.set_defaults(func=_cmd_arch)
+    sub.add_parser("presets", help="list the named configurations").set_defaults(func=_cmd_presets)
     _add_data_commands(sub)
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
+        dest="bench", required=True, metavar="BENCHMARK"
+    )
+    _add_bench_commands(bench)
+    _add_run_commands(sub, bench)
+    from nao_core.bench import nows, quality
 
-    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
+    quality.add_parser(bench)
+    nows.add_parser(bench)
+    return bench
+
+
+def _add_bench_commands(bench: argparse._SubParsersAction) -> None:
     b = bench.add_parser("nb201", help="search strategies on a tabular benchmark")
     b.add_argument(
         "--table",
@@ -128,13 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="of nao, seminas (NAO + pseudo-labels), random, evolution",
     )
     b.add_argument("--queries", default="50,100,150", help="query budgets, comma-separated")
-    b.add_argument("--seeds", type=int, default=20)
+    b.add_argument("--seeds", type=int, default=20, help="runs per method and budget")
     b.add_argument(
         "--first-seed", type=int, default=0, help="seeds run from here (another sample: 20)"
     )
     b.add_argument("--signal", default="c10_valid_acc_200ep", help="column searched on")
     b.add_argument("--report", default="c10_test_acc_200ep", help="column reported")
-    b.add_argument("--space", default="nb201")
+    b.add_argument("--space", default="nb201", help="search space of the table")
     b.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
     b.add_argument(
         "--set", action="append", metavar="METHOD.KEY=VALUE", help="e.g. nao.initial_pool=30"
@@ -143,28 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_bench_nb201)
 
     c = bench.add_parser("controller", help="time one controller round (pool 600, batch 100)")
-    c.add_argument("--epochs", type=int, default=1000)
-    c.add_argument("--baseline-epochs", type=int, default=5)
-    c.add_argument("--threads", type=int, default=2)
+    c.add_argument("--epochs", type=int, default=1000, help="controller epochs timed")
+    c.add_argument(
+        "--baseline-epochs", type=int, default=5, help="epochs of the plain formulation timed"
+    )
+    c.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     c.add_argument(
         "--replicas", type=int, default=0, help="model replicas per batch (0: one per thread)"
     )
-    c.add_argument("--json")
+    c.add_argument("--json", help="also write the measurements to this file")
     c.set_defaults(func=_cmd_bench_controller)
-    _add_run_commands(sub, bench)
-    from nao_core.bench import nows, quality
-
-    quality.add_parser(bench)
-    nows.add_parser(bench)
-    return p
 
 
 # --- NAO-WS search, final training, evaluation (issue #3) ------------------------------------
-# nao search --space cnn --dataset cifar10 --data-dir DIR --preset small --out RUN_DIR [--set k=v]
-# nao train  --arch "..." | --arch-name naonet-a --dataset cifar10 --data-dir DIR --out DIR ...
-# nao eval   --checkpoint PATH [--data-dir DIR]
-# nao bench supernet [--json OUT]
-# Re-running search or train on the folder of a killed run resumes it.
 
 
 def _space_of_dataset(dataset: str | None) -> str:
@@ -190,40 +196,47 @@ def _set_threads(args: argparse.Namespace) -> None:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from nao_core.config import apply_overrides
-    from nao_core.engine import LoggingCallback
-    from nao_core.presets import search_preset
-    from nao_core.search.ws import run_search
-
+    """NAO-WS, or with ``--method nao`` a search without weight sharing in one process."""
     if args.method == "nao":
-        from nao_core.search.nows_cli import run_search_command
+        from nao_core.search.nows import run_nao_search as run
+        from nao_core.search.nows_cli import resolve_config
 
-        return run_search_command(args)
+        cfg: Any = resolve_config(args)
+    else:
+        from nao_core.search.ws import run_search as run
+
+        cfg = _ws_search_config(args)
+        _require_data(cfg.data.dataset, args.data_dir)
+    _set_threads(args)
+    with args.console.progress() as callback:
+        result = run(
+            cfg, run_dir=args.out, data_dir=args.data_dir, device=args.device, callback=callback
+        )
+    if args.method == "nao":
+        summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "pool"}
+    else:
+        keys = ("status", "run_dir", "epoch", "rounds", "seconds")
+        summary = {k: getattr(result, k) for k in keys} | {"top": result.top}
+        if cfg.space == "rnn":  # scores are -log(ppl) (nao_core.evaluator.rnn)
+            summary["top"] = [{**row, "ppl": math.exp(-row["score"])} for row in result.top]
+    print(json.dumps(summary, indent=2))
+    return 0 if result.status == "completed" else 3
+
+
+def _ws_search_config(args: argparse.Namespace) -> Any:
+    """The NAO-WS preset (a CNN or an RNN search config) with the command's overrides."""
+    from nao_core.config import apply_overrides
+    from nao_core.presets import search_preset
+
     space = args.space or _space_of_dataset(args.dataset)
     cfg = search_preset(space, args.preset)
     named = {"space": space if space != "rnn" else None, "data.dataset": args.dataset}
     cfg = apply_overrides(cfg, {k: v for k, v in named.items() if v is not None})
-    cfg = apply_overrides(cfg, args.set or [])
-    _require_data(cfg.data.dataset, args.data_dir)
-    _set_threads(args)
-    result = run_search(
-        cfg,
-        run_dir=args.out,
-        data_dir=args.data_dir,
-        device=args.device,
-        callback=LoggingCallback(),
-    )
-    summary = {k: getattr(result, k) for k in ("status", "run_dir", "epoch", "rounds", "seconds")}
-    top = result.top
-    if cfg.space == "rnn":  # scores are -log(ppl) (nao_core.evaluator.rnn)
-        top = [{**row, "ppl": math.exp(-row["score"])} for row in top]
-    print(json.dumps({**summary, "top": top}, indent=2))
-    return 0 if result.status == "completed" else 3
+    return apply_overrides(cfg, args.set or [])
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from nao_core.config import apply_overrides
-    from nao_core.engine import LoggingCallback
     from nao_core.presets import train_preset
     from nao_core.search_space.named import get_named_arch
     from nao_core.train import run_train
@@ -238,15 +251,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = apply_overrides(cfg, args.set or [])
     _require_data(cfg.data.dataset, args.data_dir)
     _set_threads(args)
-    result = run_train(
-        arch,
-        space,
-        cfg,
-        out_dir=args.out,
-        data_dir=args.data_dir,
-        device=args.device,
-        callback=LoggingCallback(),
-    )
+    with args.console.progress() as callback:
+        result = run_train(
+            arch,
+            space,
+            cfg,
+            out_dir=args.out,
+            data_dir=args.data_dir,
+            device=args.device,
+            callback=callback,
+        )
     print(json.dumps(result.__dict__, indent=2))
     return 0 if result.status == "completed" else 3
 
@@ -275,8 +289,8 @@ def _cmd_bench_rnn(args: argparse.Namespace) -> int:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:0 ...")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--device", default="auto", help=SHARED_HELP["--device"])
+    p.add_argument("--threads", type=int, default=0, help=SHARED_HELP["--threads"])
 
 
 def _add_job_args(p: argparse.ArgumentParser, out_help: str) -> None:
@@ -377,21 +391,33 @@ def _add_run_commands(sub: argparse._SubParsersAction, bench: argparse._SubParse
     r.set_defaults(func=_cmd_bench_rnn)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed command: logging and progress as ``-v``/``-q`` say, and an error the user
+    caused as one line on stderr with exit status 2."""
+    level = verbosity(args)
+    configure_logging(level)
     if args.command in ("search", "train", "eval", "bench"):
         from nao_core.utils.allocator import keep_freed_memory
 
         keep_freed_memory()  # before the first tensor: CPU steps stop page-faulting
+    args.console = Console(level)
+    # eval and bench report no progress events: on a terminal they show the time spent.
+    elapsed = " ".join(filter(None, ("nao", args.command, getattr(args, "bench", None))))
     try:
-        return int(args.func(args))
+        with args.console.running(elapsed if args.command in ("eval", "bench") else None):
+            return int(args.func(args))
     except NaoCoreError as exc:
-        print(f"nao: error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(str(exc))
+
+
+def report_error(message: str) -> int:
+    """``nao: error: message`` on stderr; the exit status of an error the user caused."""
+    print(f"nao: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from cli_helpers import options_without_help
 from service_fixtures import service_env, wait_for
 from sqlalchemy import select
 
-from cli.main import _Supervised, main, worker_command
+import cli.main
+from cli.main import _Supervised, build_parser, main, worker_command
+from nao_core.console import verbosity, walk_parsers
 from store.db import session_factory
 from store.models import ApiToken
 from store.tokens import hash_token, verify_token
@@ -54,3 +60,77 @@ def test_nao_up_restarts_its_worker_when_it_dies() -> None:
     finally:
         worker.stop()
     assert worker.proc.poll() is not None
+
+
+COMMANDS = [
+    "spaces", "arch", "presets", "data list", "data install", "bench nb201", "bench controller",
+    "bench supernet", "bench rnn", "bench quality", "bench nows", "bench api", "search", "train",
+    "eval", "up", "api", "worker", "migrate", "token create",
+]  # fmt: skip
+
+
+def test_nao_help_lists_every_command_with_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    listed = [line[2:].split("  ")[0] for line in text.split("commands:\n")[1].splitlines()]
+    assert listed[: len(COMMANDS)] == COMMANDS
+    assert "  bench api         GET /architectures and POST /searches" in text
+    assert "  up                embedded service: API + one worker on SQLite" in text
+
+
+def test_every_command_has_its_own_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for path, _ in walk_parsers(build_parser()):
+        with pytest.raises(SystemExit) as done:
+            main([*path, "--help"])
+        assert done.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: {' '.join(('nao', *path))} [-h]")
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    assert options_without_help(build_parser()) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "level"),
+    [
+        (["up", "-v"], 1),
+        (["-q", "api"], -1),
+        (["worker", "--gpus", "0", "-vv"], 2),
+        (["token", "create", "--name", "x", "-q"], -1),
+        (["-v", "bench", "api", "-v"], 2),
+    ],
+)
+def test_verbosity_goes_after_service_commands_too(argv: list[str], level: int) -> None:
+    assert verbosity(build_parser().parse_args(argv)) == level
+
+
+@pytest.mark.parametrize("command", ["up", "api"])
+def test_a_taken_port_is_one_clear_error_before_anything_starts(
+    command: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("started although the port is taken")
+
+    monkeypatch.setattr(cli.main, "_Supervised", must_not_run)
+    monkeypatch.setattr(cli.main, "serve_api", must_not_run)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        home = tmp_path / "home"
+        argv = [command, "--port", str(port)] + (["--home", str(home)] if command == "up" else [])
+        assert main(argv) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err == f"nao: error: port {port} on 127.0.0.1 is in use; pick another with --port\n"
+    assert not home.exists()
+
+
+def test_nao_up_parser_loads_no_torch() -> None:
+    code = "import sys, cli.main; cli.main.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

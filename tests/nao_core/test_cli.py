@@ -1,4 +1,4 @@
-"""The ``nao`` command as a user runs it: a real subprocess."""
+"""The ``nao`` command as a user runs it (real subprocesses), and its parser tree."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import options_without_help
+
+from nao_core.cli import build_parser
+from nao_core.console import verbosity
 
 
 def nao(*args: str) -> subprocess.CompletedProcess[str]:
@@ -26,6 +30,41 @@ def test_spaces_and_arch() -> None:
     info = json.loads(out.stdout)
     assert info["arch"].startswith("s1=relu(s0)")
     assert len(info["hash"]) == 64
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    assert options_without_help(build_parser()) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "level"),
+    [
+        (["spaces"], 0),
+        (["-v", "spaces"], 1),
+        (["spaces", "-v"], 1),
+        (["-v", "search", "--out", "x", "-vv"], 3),
+        (["search", "--out", "x", "-q"], -1),
+        (["bench", "-v", "nb201", "-v"], 2),
+        (["data", "list", "-q", "-v"], 0),
+    ],
+)
+def test_verbosity_goes_before_or_after_the_subcommand(argv: list[str], level: int) -> None:
+    assert verbosity(build_parser().parse_args(argv)) == level
+
+
+def test_progress_off_a_terminal_is_plain_log_lines(tmp_path: Path) -> None:
+    out = nao(
+        "train", "--arch-name", "naonet-a", "--dataset", "digits", "--preset", "tiny",
+        "--out", str(tmp_path), "--set", "optim.epochs=1", "--threads", "1", "-v",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "completed"
+    lines = out.stderr.splitlines()
+    assert any(line.endswith("nao_core.console: phase=train total=1") for line in lines)
+    assert any("nao_core.console: epoch=1 train_loss=" in line for line in lines)
+    assert any("INFO nao_core.train: trained" in line for line in lines)  # -v after the command
+    assert "\r" not in out.stderr  # no bar drawn in place
+    assert "%|" not in out.stderr
 
 
 def test_bad_input_is_a_clear_error() -> None:
