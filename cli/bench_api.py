@@ -253,13 +253,14 @@ def _purge(db_url: str, broker_url: str) -> None:
             r.delete(key)
 
 
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="nao bench api", description=__doc__.split("\n")[0])
-    p.add_argument("--rows", type=int, default=1_000_000)
-    p.add_argument("--clients", type=int, default=50)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rows", type=int, default=1_000_000, help="architectures in the database (filled once)"
+    )
+    p.add_argument("--clients", type=int, default=50, help="concurrent keep-alive connections")
     p.add_argument("--requests", type=int, default=5000, help="GET requests timed")
     p.add_argument("--posts", type=int, default=1000, help="POST /searches timed")
-    p.add_argument("--server-workers", type=int, default=2)
+    p.add_argument("--server-workers", type=int, default=2, help="uvicorn processes")
     p.add_argument("--database-url", default=None, help="Postgres (default: NAO_DATABASE_URL)")
     p.add_argument("--broker-url", default=None, help="default: NAO_BROKER_URL")
     p.add_argument(
@@ -269,10 +270,12 @@ def main(argv: list[str]) -> int:
         help="serve every read from the database (NAO_READ_CACHE=false): the uncached path",
     )
     p.add_argument("--json", default=None, help="also write the figures to this file")
-    out = run(p.parse_args(argv))
-    text = json.dumps(out, indent=2)
+
+
+def command(args: argparse.Namespace) -> int:
+    text = json.dumps(run(args), indent=2)
     print(text)
-    if out_path := p.parse_args(argv).json:
-        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(out_path).write_text(text + "\n")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n")
     return 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import signal
 import socket
@@ -180,22 +179,11 @@ class _Supervised:
         self.proc.wait(timeout=30)
 
 
-def _bench_api(args: argparse.Namespace) -> int:
-    from cli import bench_api
-
-    text = json.dumps(bench_api.run(args), indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Every command of ``nao``: the method's (``nao_core.cli``), then the service's."""
     p, sub = top_parser("NAO: Neural Architecture Optimization (Luo et al., 2018) as a service")
     bench = add_commands(sub)
-    _add_bench_api(bench)
+    _add_service_benches(bench)
     _add_serve_commands(sub)
     _add_admin_commands(sub)
     return finish_parser(p)
@@ -246,27 +234,17 @@ def _add_admin_commands(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_token)
 
 
-def _add_bench_api(bench: argparse._SubParsersAction) -> None:
-    b = bench.add_parser(
-        "api", help="GET /architectures and POST /searches latency and throughput (Postgres)"
-    )
-    b.add_argument(
-        "--rows", type=int, default=1_000_000, help="architectures in the database (filled once)"
-    )
-    b.add_argument("--clients", type=int, default=50, help="concurrent keep-alive connections")
-    b.add_argument("--requests", type=int, default=5000, help="GET requests timed")
-    b.add_argument("--posts", type=int, default=1000, help="POST /searches timed")
-    b.add_argument("--server-workers", type=int, default=2, help="uvicorn processes")
-    b.add_argument("--database-url", default=None, help="Postgres (default: NAO_DATABASE_URL)")
-    b.add_argument("--broker-url", default=None, help="default: NAO_BROKER_URL")
-    b.add_argument(
-        "--no-read-cache",
-        dest="read_cache",
-        action="store_false",
-        help="serve every read from the database (NAO_READ_CACHE=false): the uncached path",
-    )
-    b.add_argument("--json", default=None, help="also write the figures to this file")
-    b.set_defaults(func=_bench_api)
+def _add_service_benches(bench: argparse._SubParsersAction) -> None:
+    """The service's benchmarks, next to the method's under ``nao bench``."""
+    from cli import bench_api, bench_dashboard
+
+    for name, module, help in (
+        ("api", bench_api, "GET /architectures and POST /searches latency and throughput"),
+        ("dashboard", bench_dashboard, "server time of every dashboard page, up to 1M archs"),
+    ):
+        b = bench.add_parser(name, help=f"{help} (Postgres)")
+        module.add_arguments(b)
+        b.set_defaults(func=module.command)
 
 
 def main(argv: list[str] | None = None) -> int:

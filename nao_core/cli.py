@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from nao_core.console import (
@@ -24,7 +25,7 @@ from nao_core.console import (
     top_parser,
     verbosity,
 )
-from nao_core.errors import NaoCoreError
+from nao_core.errors import InvalidConfig, NaoCoreError
 
 
 def _cmd_spaces(args: argparse.Namespace) -> int:
@@ -49,6 +50,24 @@ def _cmd_arch(args: argparse.Namespace) -> int:
         "tokens": list(space.encode(arch)),
     }
     print(json.dumps(out, indent=2))
+    return 0
+
+
+def _cmd_draw(args: argparse.Namespace) -> int:
+    from nao_core.draw import draw_svg
+    from nao_core.search_space.named import get_named_arch, list_named_archs
+
+    arch, title = args.arch, None
+    if arch in list_named_archs():
+        space, arch = get_named_arch(arch)
+        if space != args.space:
+            raise InvalidConfig(f"{args.arch} is an architecture of space {space!r}")
+        title = args.arch
+    svg = draw_svg(args.space, arch, title=title)
+    if args.out is None:
+        sys.stdout.write(svg)
+    else:
+        Path(args.out).write_text(svg)
     return 0
 
 
@@ -115,6 +134,11 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     a.add_argument("space", help="search space, e.g. cnn, rnn or nb201 (see nao spaces)")
     a.add_argument("arch", help="the architecture: integers or the text form, quoted")
     a.set_defaults(func=_cmd_arch)
+    d = sub.add_parser("draw", help="draw an architecture's cells as an SVG file")
+    d.add_argument("space", help="search space, e.g. cnn, rnn or nb201 (see nao spaces)")
+    d.add_argument("arch", help="integers, the text form (quoted) or a name such as naonet-a")
+    d.add_argument("-o", "--out", default=None, help="SVG file to write (default: stdout)")
+    d.set_defaults(func=_cmd_draw)
     sub.add_parser("presets", help="list the named configurations").set_defaults(func=_cmd_presets)
     _add_data_commands(sub)
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(

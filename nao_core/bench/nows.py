@@ -139,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def add_parser(bench: argparse._SubParsersAction) -> None:
-    b = bench.add_parser("nows", help="candidates/hour per worker, 1 vs N workers (issue #6)")
+    b = bench.add_parser("nows", help="candidates/hour per worker, 1 vs N workers")
     b.add_argument("--preset", default="small", help="nao-search preset: paper, small, tiny")
     b.add_argument("--candidates", type=int, default=4, help="candidates trained per setting")
     b.add_argument("--workers", default="1,2", help="worker counts, comma-separated, 1 first")

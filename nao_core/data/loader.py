@@ -31,7 +31,9 @@ class ImageData:
         device: Where the uint8 images live and batches are made (``"cpu"``, ``"cuda:0"``...).
         dtype: Floating dtype of the image batches.
         channels_last: Return batches in ``torch.channels_last`` memory format.
-        cutout: Side of the cutout square on training batches; 0 disables it (NAO search).
+        cutout: Side of the cutout square on training batches, in pixels of a 32×32 image (the
+            unit of the CIFAR recipes) and scaled to the dataset's image size, so a recipe's 16
+            masks a quarter of an 8×8 digit as of a CIFAR image; 0 disables it (NAO search).
         crop_padding: Padding of the training random crop; ``None`` takes the dataset's.
         flip: Random horizontal flips on training batches; ``None`` takes the dataset's.
 
@@ -60,7 +62,8 @@ class ImageData:
         self.device = torch.device(device)
         self.dtype = dtype
         self.channels_last = channels_last
-        self.cutout = cutout
+        side = int(dataset.split("train").x.shape[-1])
+        self.cutout = round(cutout * side / 32) if cutout else 0
         self.crop_padding = dataset.crop_padding if crop_padding is None else crop_padding
         self.flip = dataset.flip if flip is None else flip
         self._splits: dict[str, tuple[Tensor, Tensor]] = {}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from service_fixtures import REDIS, postgres_database, redis_available
 
-from cli.bench_api import main
+from cli.main import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.db]
 
@@ -18,7 +18,7 @@ def test_bench_api_writes_its_figures(tmp_path: Path) -> None:
         pytest.skip("Redis not reachable")
     out = tmp_path / "bench.json"
     with postgres_database() as url:
-        argv = ["--database-url", url, "--broker-url", REDIS, "--rows", "500"]
+        argv = ["bench", "api", "--database-url", url, "--broker-url", REDIS, "--rows", "500"]
         argv += ["--requests", "100", "--posts", "20", "--clients", "5", "--json", str(out)]
         assert main(argv) == 0
     data = json.loads(out.read_text())

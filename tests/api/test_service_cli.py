@@ -63,9 +63,9 @@ def test_nao_up_restarts_its_worker_when_it_dies() -> None:
 
 
 COMMANDS = [
-    "spaces", "arch", "presets", "data list", "data install", "bench nb201", "bench controller",
-    "bench supernet", "bench rnn", "bench quality", "bench nows", "bench api", "search", "train",
-    "eval", "up", "api", "worker", "migrate", "token create",
+    "spaces", "arch", "draw", "presets", "data list", "data install", "bench nb201",
+    "bench controller", "bench supernet", "bench rnn", "bench quality", "bench nows", "bench api",
+    "bench dashboard", "search", "train", "eval", "up", "api", "worker", "migrate", "token create",
 ]  # fmt: skip
 
 

@@ -160,3 +160,23 @@ def test_bench_controller_runs(tmp_path: Path) -> None:
     assert data["seconds_per_round_projected"] > 0
     assert data["gflop_per_epoch"] == pytest.approx(13.68, abs=0.01)  # 600 CNN archs, H 96
     assert 0 < data["achieved_gflops"] < 2 * data["gemm_peak_gflops_fp32"]
+
+
+def test_draw_writes_the_cells_as_svg(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "cell.svg"
+    done = nao("draw", "cnn-large", "naonet-a", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    nodes = [
+        g for g in ET.parse(out).iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "node"
+    ]
+    assert len(nodes) == 16  # two cells of h0, h1, five nodes and the output
+    text = nao(
+        "draw", "nb201", "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|"
+    )
+    assert text.returncode == 0
+    assert text.stdout.startswith("<?xml")
+    wrong = nao("draw", "cnn", "naonet-a")
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip() == "nao: error: naonet-a is an architecture of space 'cnn-large'"

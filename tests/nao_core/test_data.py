@@ -262,6 +262,17 @@ def test_train_batches_shapes_dtypes_and_one_pass():
     assert [len(y) for _, y in dropped] == [16, 16, 16]
 
 
+def test_cutout_is_scaled_to_the_image_size(digits):
+    """The recipes' cutout is sized for 32x32 images: on 8x8 digits 16 becomes 4, which masks
+    a quarter of the side, not the whole image (a training would see only zeros)."""
+    assert ImageData(digits, cutout=16).cutout == 4
+    assert ImageData(make_dataset(), cutout=16).cutout == 16
+    assert ImageData(digits, cutout=0).cutout == 0
+    x, _ = next(iter(ImageData(digits, cutout=16).train_batches(64, torch.Generator())))
+    zeros = (x == 0).all(dim=1).flatten(1).sum(1)
+    assert int(zeros.max()) <= 16  # at most a 4x4 square of an 8x8 image
+
+
 def test_train_batches_reproducible_with_same_seed():
     data = ImageData(make_dataset(), cutout=8)
 
