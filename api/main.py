@@ -19,6 +19,7 @@ from api.routes import (
     candidates,
     checkpoints,
     health,
+    insights,
     jobs,
     search_spaces,
     sweeps,
@@ -126,7 +127,16 @@ def create_app() -> FastAPI:
     app.add_middleware(CachedReads, cache=app.state.read_cache)  # outermost: hits skip all
     app.add_exception_handler(ServiceError, handle_service_error)
     app.add_exception_handler(NaoCoreError, _core_error)
-    for module in (health, jobs, architectures, checkpoints, search_spaces, candidates, sweeps):
+    for module in (
+        health,
+        jobs,
+        architectures,
+        checkpoints,
+        search_spaces,
+        candidates,
+        sweeps,
+        insights,
+    ):
         app.include_router(module.router)
     return app
 

@@ -105,3 +105,76 @@ class SweepPublic(BaseModel):
     search_id: int
     runs: list[SweepRunPublic]
     best: SweepRunPublic | None
+
+
+# --- what the controller learned (GET /searches/{id}/rounds, /lineage) --------------------
+
+
+class CalibrationPointPublic(BaseModel):
+    pool_id: int
+    predicted: float
+    measured: float
+
+
+class CalibrationPublic(BaseModel):
+    """The controller's predictions against the supernet's scores at one evaluation point.
+
+    ``predicted`` is on the controller's scale (its targets are the pool's scores normalised
+    to [0, 1]), so the two agree in rank, not in value. A statistic no pair can define (one
+    side constant) is null.
+    """
+
+    count: int
+    kendall_tau: float | None
+    pairwise_accuracy: float | None
+    points: list[CalibrationPointPublic]
+
+
+class RoundPublic(BaseModel):
+    round: int
+    count: int
+    best: float | None
+    median: float | None
+    scores: list[float]  # measured, best first
+    calibration: CalibrationPublic | None  # null before the controller's first fit
+
+
+class RoundsPublic(BaseModel):
+    job_id: int
+    rounds: list[RoundPublic]
+
+
+class LineagePublic(BaseModel):
+    """One architecture and where it came from; ``parent_*`` and ``step_size`` are null for
+    the random ones."""
+
+    architecture_id: int
+    pool_id: int | None
+    round: int
+    parent_pool_id: int | None
+    parent_architecture_id: int | None
+    step_size: float | None
+    predicted: float | None  # the controller's belief when it proposed it
+    score: float | None  # the best source's: trained, tabular, supernet, then predictor
+    score_source: ScoreSource | None
+
+
+class StepSizeCountPublic(BaseModel):
+    step_size: float
+    proposed: int
+    in_top: int
+
+
+class SeedCountPublic(BaseModel):
+    parent_pool_id: int
+    parent_architecture_id: int | None
+    proposed: int
+    in_top: int
+
+
+class SearchLineagePublic(BaseModel):
+    job_id: int
+    proposals: list[LineagePublic]
+    top: list[LineagePublic]
+    by_step_size: list[StepSizeCountPublic]
+    by_seed: list[SeedCountPublic]

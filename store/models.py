@@ -1,4 +1,4 @@
-"""ORM tables: job, architecture, metric, checkpoint, api_token.
+"""ORM tables: job, architecture, pool_round, metric, checkpoint, api_token, search_candidate.
 
 Top-k reads (``GET /architectures?top=10``) are served by one index per score source, plain
 and per search, so they stay index scans at millions of rows. Statuses are ``StrEnum``s
@@ -108,6 +108,7 @@ class Architecture(Base):
     pool_id: Mapped[int | None] = mapped_column(Integer)  # id in the search's pool
     round: Mapped[int] = mapped_column(Integer, default=0)
     parent_id: Mapped[int | None] = mapped_column(Integer)  # pool id of the parent
+    step_size: Mapped[float | None] = mapped_column(Float)  # eta that reached it from the parent
     params: Mapped[int | None] = mapped_column(BigInteger)
     score_supernet: Mapped[float | None] = mapped_column(Float)
     score_predictor: Mapped[float | None] = mapped_column(Float)
@@ -124,6 +125,23 @@ class Architecture(Base):
             for s in SCORE_SOURCES
         ),
     )
+
+
+class PoolRound(Base):
+    """One pool member at one evaluation point of a weight-sharing search: the controller's
+    prediction just before the supernet scored it (None at the first point, before any fit)
+    and the supernet's score. ``(job, round, pool_id)`` is written once."""
+
+    __tablename__ = "pool_round"
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    pool_id: Mapped[int] = mapped_column(Integer)
+    predicted: Mapped[float | None] = mapped_column(Float)
+    measured: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (UniqueConstraint("job_id", "round", "pool_id"),)
 
 
 class Metric(Base):

@@ -1,4 +1,4 @@
-"""All SQL of the service: jobs, architectures, metrics, checkpoints."""
+"""All SQL of the service: jobs, architectures, pool rounds, metrics, checkpoints."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, and_, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from store.models import (
@@ -16,6 +16,7 @@ from store.models import (
     Job,
     JobStatus,
     Metric,
+    PoolRound,
     utcnow,
 )
 
@@ -162,6 +163,79 @@ def upsert_architectures(session: Session, job: Job, rows: Iterable[dict[str, An
                     setattr(found, key, value)
     session.flush()
     return inserted
+
+
+def record_pool_round(
+    session: Session, job_id: int, round: int, rows: Iterable[dict[str, Any]]
+) -> int:
+    """Write evaluation point ``round`` of a search: one row per pool member (``pool_id``,
+    ``predicted``, ``measured``); returns the number inserted.
+
+    Idempotent: a round replayed after a re-delivery overwrites its own rows.
+    """
+    rows = list(rows)
+    existing = {
+        r.pool_id: r
+        for r in session.scalars(
+            select(PoolRound).where(PoolRound.job_id == job_id, PoolRound.round == round)
+        )
+    }
+    new = []
+    for row in rows:
+        found = existing.get(row["pool_id"])
+        if found is None:
+            new.append({"job_id": job_id, "round": round, **row})
+        else:
+            found.predicted, found.measured = row.get("predicted"), row.get("measured")
+    if new:
+        session.execute(insert(PoolRound), new)
+    session.flush()
+    return len(new)
+
+
+def list_pool_rounds(session: Session, job_id: int) -> Sequence[Row[Any]]:
+    """``(round, pool_id, predicted, measured)`` of every recorded round of a search, in
+    round order (an index range scan of ``uq_pool_round_job_id``)."""
+    stmt = (
+        select(PoolRound.round, PoolRound.pool_id, PoolRound.predicted, PoolRound.measured)
+        .where(PoolRound.job_id == job_id)
+        .order_by(PoolRound.round, PoolRound.pool_id)
+    )
+    return session.execute(stmt).all()
+
+
+def list_lineage(session: Session, job_id: int, *, sources: Sequence[str]) -> Sequence[Row[Any]]:
+    """Every architecture of a search with what its lineage needs, in pool order.
+
+    Each row is ``(id, pool_id, round, parent_id, step_size, score, score_source, predicted)``:
+    ``parent_id`` is the parent's pool id; ``score`` is the first of ``sources`` the row has,
+    named by ``score_source``; ``predicted`` is the prediction recorded at the evaluation point
+    after the one the architecture entered at (for a proposal, the controller's belief when it
+    proposed it).
+    """
+    columns = [score_column(s) for s in sources]
+    source = case(*((c.is_not(None), s) for c, s in zip(columns, sources, strict=True)))
+    proposed = and_(
+        PoolRound.job_id == Architecture.job_id,
+        PoolRound.round == Architecture.round + 1,
+        PoolRound.pool_id == Architecture.pool_id,
+    )
+    stmt = (
+        select(
+            Architecture.id,
+            Architecture.pool_id,
+            Architecture.round,
+            Architecture.parent_id,
+            Architecture.step_size,
+            func.coalesce(*columns),
+            source,
+            PoolRound.predicted,
+        )
+        .outerjoin(PoolRound, proposed)
+        .where(Architecture.job_id == job_id)
+        .order_by(Architecture.pool_id, Architecture.id)
+    )
+    return session.execute(stmt).all()
 
 
 def record_metrics(session: Session, job_id: int, step: int, values: dict[str, float]) -> None:

@@ -1,8 +1,9 @@
 """DbReporter: the nao_core ``Callback`` that writes progress, pool rounds and metrics to the
 database as they happen and turns a ``cancelling`` job into ``should_stop() == True``.
 
-Pool rows are upserted by (job, canonical hash) and metrics by (job, name, step), so a round
-replayed after a re-delivery is recorded exactly once.
+Pool rows are upserted by (job, canonical hash), each round's predicted-vs-measured rows by
+(job, round, pool id) and metrics by (job, name, step), so a round replayed after a
+re-delivery is recorded exactly once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def pool_rows(space: SearchSpace, entries: Sequence[PoolEntry]) -> list[dict[str
             "pool_id": e.id,
             "round": e.round,
             "parent_id": e.parent,
+            "step_size": e.step_size,
             "score_supernet": e.score if e.score_source == "supernet" else None,
             "score_predictor": e.score if e.score_source == "predictor" else None,
         }
@@ -73,7 +75,9 @@ class DbReporter:
     def on_pool_scored(self, round: int, pool: Sequence[PoolEntry]) -> None:
         self._write_pool(round, pool)
         scores = [e.score for e in pool if e.score is not None]
+        rows = [{"pool_id": e.id, "predicted": e.predicted, "measured": e.score} for e in pool]
         with session_scope(self.factory) as s:
+            repository.record_pool_round(s, self.job_id, round, rows)
             if scores:
                 repository.record_metrics(s, self.job_id, round, {"pool_best": max(scores)})
             repository.update_job(s, self.job_id, rounds=round)

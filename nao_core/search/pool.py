@@ -2,7 +2,8 @@
 
 A pool holds ``PoolEntry``s: an architecture with a stable integer id, the round it entered
 (0 = the random seed pool, r = proposed by the controller after evaluation point r), the id
-of the seed it was improved from, and its latest score. ``sort`` orders best first (unscored
+of the seed it was improved from, the step size that reached it, the controller's latest
+prediction for it and its latest score. ``sort`` orders best first (unscored
 entries last, ties in insertion order); ``replace_worst`` drops the tail for the controller's
 proposals, so the pool keeps its size (NAO_V1).
 
@@ -33,6 +34,11 @@ class PoolEntry:
         score_source: What produced ``score``: ``"supernet"`` (one-shot accuracy on the fixed
             valid batches) or ``"rerank"`` (stand-alone short training).
         scored_round: Evaluation point of ``score``.
+        step_size: The step size eta that moved the parent's embedding to it (None for random
+            ones).
+        predicted: The controller's latest prediction for it, on the controller's normalised
+            scale (higher better): what it believed when it proposed the architecture, then
+            before each later evaluation point. None until a controller has been fitted.
     """
 
     id: int
@@ -42,6 +48,8 @@ class PoolEntry:
     score: float | None = None
     score_source: str | None = None
     scored_round: int | None = None
+    step_size: float | None = None
+    predicted: float | None = None
 
     def to_dict(self, space: SearchSpace) -> dict[str, Any]:
         return {
@@ -52,6 +60,8 @@ class PoolEntry:
             "scored_round": self.scored_round,
             "round": self.round,
             "parent": self.parent,
+            "step_size": self.step_size,
+            "predicted": self.predicted,
         }
 
     @classmethod
@@ -64,6 +74,8 @@ class PoolEntry:
             score=data["score"],
             score_source=data["score_source"],
             scored_round=data["scored_round"],
+            step_size=data.get("step_size"),  # absent from run files written before them
+            predicted=data.get("predicted"),
         )
 
 
@@ -85,7 +97,15 @@ class ArchPool:
     def known(self, arch: Arch) -> bool:
         return self.space.canonical_key(arch) in self.seen
 
-    def make_entry(self, arch: Arch, round: int, parent: int | None = None) -> PoolEntry | None:
+    def make_entry(
+        self,
+        arch: Arch,
+        round: int,
+        parent: int | None = None,
+        *,
+        step_size: float | None = None,
+        predicted: float | None = None,
+    ) -> PoolEntry | None:
         """A new entry for ``arch`` (marked as seen), or None when it was seen before.
 
         The entry is not placed in the pool; ``extend`` or ``replace_worst`` does that.
@@ -94,7 +114,9 @@ class ArchPool:
         if key in self.seen:
             return None
         self.seen.add(key)
-        entry = PoolEntry(self._next_id, arch, round, parent)
+        entry = PoolEntry(
+            self._next_id, arch, round, parent, step_size=step_size, predicted=predicted
+        )
         self._next_id += 1
         return entry
 

@@ -33,13 +33,18 @@ archs per round is capped at pool size - 1 so the best arch always survives; the
 rate steps after each epoch (spec §8 item 22); the final ranking is by rerank accuracy on the
 whole valid split, each candidate's training seeded by its rank only.
 
+What the controller learned: every proposal carries its step size and the controller's
+prediction for it, and from the second evaluation point on, every pool entry gets the fitted
+controller's prediction just before the supernet scores it (``PoolEntry.predicted``), so each
+round gives a predicted-vs-measured pair for the whole pool.
+
 Resumability: ``state_dict()`` holds the epoch, round, stage, pool (arch, score, score source,
-round, parent), controller (+ Adam when kept), supernet, optimizer, scheduler and every RNG
-(torch global and CUDA, numpy, data and controller generators). ``run_search`` saves it
-atomically to ``<run_dir>/state.pt`` at every epoch end and after every rerank candidate,
-and a run started on a folder holding one resumes it, reproducing the uninterrupted run
-exactly on a CPU. ``Callback.should_stop()`` is asked after every epoch and before every
-rerank candidate; stopping returns a result with status ``"cancelled"``.
+round, parent, step size, prediction), controller (+ Adam when kept), supernet, optimizer,
+scheduler and every RNG (torch global and CUDA, numpy, data and controller generators).
+``run_search`` saves it atomically to ``<run_dir>/state.pt`` at every epoch end and after
+every rerank candidate, and a run started on a folder holding one resumes it, reproducing the
+uninterrupted run exactly on a CPU. ``Callback.should_stop()`` is asked after every epoch and
+before every rerank candidate; stopping returns a result with status ``"cancelled"``.
 
 Files in the run folder: ``config.json``, ``state.pt``, ``pool_round<r>.json`` after each
 evaluation point, and ``result.json`` (final pool, top archs, provenance) at the end.
@@ -85,6 +90,7 @@ logger = logging.getLogger(__name__)
 STATE_FILE, RESULT_FILE, CONFIG_FILE = "state.pt", "result.json", "config.json"
 DEFAULT_TOP = 5  # archs reported as "top" when the rerank is switched off
 _MAX_SAMPLE_TRIES = 100_000
+_PREDICT_CHUNK = 1024  # archs per controller forward when predicting the pool
 
 
 @dataclass(frozen=True)
@@ -183,8 +189,11 @@ class WeightSharingSearch:
         self.pool.extend(new)
 
     def _score_pool(self) -> None:
+        fitted = self.round > 0  # a controller round follows every evaluation point but the last
         self.round += 1
         self.callback.on_phase(Phase.SCORE, len(self.pool))
+        if fitted:
+            self._predict_pool()
         scores = self.evaluator.score(self.pool.archs())
         self.pool.set_scores(scores, "supernet", self.round)
         self.pool.sort()
@@ -197,6 +206,27 @@ class WeightSharingSearch:
             max(scores),
             min(scores),
         )
+
+    def _predict_pool(self) -> None:
+        """Record the controller's prediction for every pool entry before the supernet scores
+        them, so each evaluation point yields a predicted-vs-measured pair per entry.
+
+        The last round's proposals keep the prediction they were proposed with (the same
+        controller made it). Eval mode and no grad: no dropout, no generator is drawn from,
+        so the search's random streams, and with them its proposals and scores, stay as they
+        were without this step.
+        """
+        todo = [
+            e for e in self.pool.entries if not (e.round == self.round - 1 and e.parent is not None)
+        ]
+        if not todo:
+            return
+        tokens = torch.tensor([self.space.encode(e.arch) for e in todo], dtype=torch.long)
+        self.controller.eval()
+        with torch.no_grad():
+            preds = [self.controller.predict(chunk) for chunk in tokens.split(_PREDICT_CHUNK)]
+        for entry, value in zip(todo, torch.cat(preds).tolist(), strict=True):
+            entry.predicted = float(value)
 
     def _propose(self) -> None:
         ccfg = self.cfg.controller
@@ -217,7 +247,16 @@ class WeightSharingSearch:
         new = [
             entry
             for p in proposals
-            if (entry := self.pool.make_entry(p.arch, self.round, seeds[p.parent].id)) is not None
+            if (
+                entry := self.pool.make_entry(
+                    p.arch,
+                    self.round,
+                    seeds[p.parent].id,
+                    step_size=p.step_size,
+                    predicted=p.predicted,
+                )
+            )
+            is not None
         ]
         self.pool.replace_worst(new)
         self.callback.on_proposals(self.round, new)

@@ -6,11 +6,19 @@ from pathlib import Path
 
 import pytest
 from service_fixtures import postgres_database
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from store.migrate import downgrade, upgrade
 
-TABLES = {"job", "architecture", "metric", "checkpoint", "api_token", "search_candidate"}
+TABLES = {
+    "job",
+    "architecture",
+    "metric",
+    "checkpoint",
+    "api_token",
+    "search_candidate",
+    "pool_round",
+}
 
 
 def _tables(url: str) -> set[str]:
@@ -28,10 +36,64 @@ def _check_up_down(url: str) -> None:
     indexes = {i["name"] for i in inspect(engine).get_indexes("architecture")}
     engine.dispose()
     assert {"ix_architecture_supernet", "ix_architecture_job_trained"} <= indexes
+    _check_pool_round_down_and_up(url)
     downgrade(url)
     assert _tables(url) == set()
     upgrade(url)  # and up again: downgrade left nothing behind
     assert _tables(url) == TABLES
+
+
+def _check_pool_round_down_and_up(url: str) -> None:
+    """0004 down and up again on a database holding rows: the architecture rows and the
+    jobs pointing at them survive the column's removal."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        job = conn.execute(
+            text(
+                "INSERT INTO job (kind, status, config, request, progress, current, total,"
+                " rounds, attempts, created_at, updated_at) VALUES ('search', 'running', '{}',"
+                " '{}', 0, 0, 0, 0, 0, :t, :t) RETURNING id"
+            ),
+            {"t": "2026-12-04 00:00:00+00:00"},
+        ).scalar_one()
+        arch = conn.execute(
+            text(
+                "INSERT INTO architecture (job_id, space, dataset, arch, canonical_hash, round,"
+                " step_size, created_at) VALUES (:j, 'cnn', 'digits', 'a', 'h', 1, 3.0, :t)"
+                " RETURNING id"
+            ),
+            {"j": job, "t": "2026-12-04 00:00:00+00:00"},
+        ).scalar_one()
+        conn.execute(
+            text("UPDATE job SET architecture_id = :a WHERE id = :j"), {"a": arch, "j": job}
+        )
+        conn.execute(
+            text(
+                "INSERT INTO pool_round (job_id, round, pool_id, predicted, measured)"
+                " VALUES (:j, 2, 0, 0.5, 0.25)"
+            ),
+            {"j": job},
+        )
+    engine.dispose()
+    downgrade(url, "0003_nows")
+    assert "pool_round" not in _tables(url)
+    engine = create_engine(url)
+    columns = {c["name"] for c in inspect(engine).get_columns("architecture")}
+    with engine.connect() as conn:
+        kept = conn.execute(text("SELECT architecture_id FROM job WHERE id = :j"), {"j": job})
+        assert kept.scalar_one() == arch
+    engine.dispose()
+    assert "step_size" not in columns
+    upgrade(url)
+    assert _tables(url) == TABLES
+    engine = create_engine(url)
+    unique = inspect(engine).get_unique_constraints("pool_round")
+    assert [(u["name"], u["column_names"]) for u in unique] == [
+        ("uq_pool_round_job_id", ["job_id", "round", "pool_id"])
+    ]
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM job"))
+    engine.dispose()
 
 
 @pytest.mark.db

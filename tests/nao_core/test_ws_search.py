@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,8 @@ from nao_core.config import SearchConfig, apply_overrides
 from nao_core.engine import NullCallback
 from nao_core.errors import InvalidConfig
 from nao_core.presets import get_preset
-from nao_core.search.pool import ArchPool
-from nao_core.search.ws import SearchResult, run_search
+from nao_core.search.pool import ArchPool, PoolEntry
+from nao_core.search.ws import SearchResult, WeightSharingSearch, run_search
 from nao_core.search_space import create_search_space
 
 EPOCHS = 6  # eval every 2: rounds at 2, 4, 6 and controller rounds after 2 and 4
@@ -25,6 +26,8 @@ class Recorder(NullCallback):
     def __init__(self, stop_at: int | None = None) -> None:
         self.events: list[tuple] = []
         self.epoch, self.stop_at = 0, stop_at
+        self.rounds: dict[int, list[PoolEntry]] = {}  # copies, as the callback saw them
+        self.proposed: dict[int, PoolEntry] = {}
 
     def on_phase(self, name, total) -> None:
         self.events.append(("phase", str(name), total))
@@ -35,9 +38,11 @@ class Recorder(NullCallback):
 
     def on_pool_scored(self, round, pool) -> None:
         self.events.append(("scored", round, [e.id for e in pool], [e.score for e in pool]))
+        self.rounds[round] = [replace(e) for e in pool]
 
     def on_proposals(self, round, archs) -> None:
         self.events.append(("proposals", round, [(e.id, e.parent, e.round) for e in archs]))
+        self.proposed.update({e.id: replace(e) for e in archs})
 
     def should_stop(self) -> bool:
         return self.stop_at is not None and self.epoch >= self.stop_at
@@ -102,6 +107,43 @@ def test_callbacks_see_phases_epochs_and_rounds(full_run, cfg) -> None:
             assert parent in pool_ids[: cfg.controller.top_seeds]  # moved from a top seed
     # round r's pool holds round r-1's proposals
     assert {i for i, _, _ in proposals[0][2]} <= set(scored[1][2])
+
+
+def test_each_round_pairs_the_controllers_predictions_with_the_scores(full_run, cfg) -> None:
+    _, rec, run_dir = full_run
+    assert sorted(rec.rounds) == [1, 2, 3]
+    assert all(e.predicted is None for e in rec.rounds[1])  # no controller fitted yet
+    for r in (2, 3):
+        pool = rec.rounds[r]
+        assert len(pool) == cfg.pool_size
+        assert all(e.predicted is not None and 0.0 <= e.predicted <= 1.0 for e in pool)
+        assert all(e.score is not None and e.scored_round == r for e in pool)
+        written = json.loads((run_dir / f"pool_round{r}.json").read_text())
+        assert [d["predicted"] for d in written] == [e.predicted for e in pool]
+    assert rec.proposed
+    for entry_id, proposal in rec.proposed.items():
+        assert proposal.step_size is not None
+        assert proposal.step_size >= 1.0
+        assert proposal.predicted is not None
+        # scored at the next point with what the controller believed when it proposed it
+        later = {e.id: e for e in rec.rounds[proposal.round + 1]}[entry_id]
+        assert (later.predicted, later.step_size) == (proposal.predicted, proposal.step_size)
+    assert all(e.step_size is None for e in rec.rounds[1])  # random ones
+
+
+def test_the_predictions_draw_no_randomness(full_run, cfg, tmp_path, monkeypatch) -> None:
+    """The same search without the pool predictions: the same proposals and scores."""
+    result, _, _ = full_run
+    monkeypatch.setattr(WeightSharingSearch, "_predict_pool", lambda self: None)
+    with one_thread():
+        plain = run_search(cfg, run_dir=tmp_path, device="cpu")
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "predicted"} for r in rows]
+
+    assert strip(plain.pool) == strip(result.pool)
+    assert strip(plain.top) == strip(result.top)
+    assert any(e["predicted"] is not None for e in result.pool)
 
 
 def test_stopped_run_resumes_to_the_same_result(full_run, cfg, tmp_path) -> None:
@@ -173,6 +215,21 @@ def test_pool_dedupes_by_canonical_form_and_replaces_worst() -> None:
     clone.load_state_dict(pool.state_dict())
     assert clone.to_json() == pool.to_json()
     assert clone.seen == pool.seen
+
+
+def test_pool_entries_carry_step_size_and_prediction_and_read_older_files() -> None:
+    space = create_search_space("cnn")
+    pool = ArchPool(space)
+    entry = pool.make_entry(
+        space.sample(np.random.default_rng(1)), 2, 7, step_size=3.0, predicted=0.8
+    )
+    assert entry is not None
+    data = entry.to_dict(space)
+    assert (data["step_size"], data["predicted"]) == (3.0, 0.8)
+    assert PoolEntry.from_dict(space, data) == entry
+    older = {k: v for k, v in data.items() if k not in ("step_size", "predicted")}
+    read = PoolEntry.from_dict(space, older)  # a run folder written before these fields
+    assert (read.step_size, read.predicted, read.parent, read.round) == (None, None, 7, 2)
 
 
 def test_the_search_defaults_to_fp32_nchw_on_cuda_and_channels_last_on_a_cpu() -> None:

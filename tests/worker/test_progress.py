@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from nao_core.search.pool import PoolEntry
 from nao_core.search_space import create_search_space
 from store.db import session_factory, session_scope
 from store.migrate import upgrade
-from store.models import Architecture, Job, JobStatus, Metric
+from store.models import Architecture, Job, JobStatus, Metric, PoolRound
 from worker.progress import DbReporter
 
 
@@ -27,11 +28,11 @@ def db_url(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def _pool(n: int, seed: int = 0) -> list[PoolEntry]:
+def _pool(n: int, seed: int = 0, **fields) -> list[PoolEntry]:
     space = create_search_space("cnn")
     archs = space.sample_many(np.random.default_rng(seed), n)
     return [
-        PoolEntry(i, a, round=0, score=i / n, score_source="supernet", scored_round=1)
+        PoolEntry(i, a, round=0, score=i / n, score_source="supernet", scored_round=1, **fields)
         for i, a in enumerate(archs)
     ]
 
@@ -45,14 +46,21 @@ def test_rounds_and_metrics_are_recorded_once_when_replayed(db_url: str) -> None
     factory = session_factory(db_url)
     with session_scope(factory) as s:
         job_id = make_job(s, status=JobStatus.RUNNING).id
-    rep, pool = _reporter(db_url, job_id), _pool(6)
+    rep, pool = _reporter(db_url, job_id), _pool(6, predicted=0.25)
+    proposals = [replace(e, id=10 + e.id, parent=e.id, step_size=2.0 + e.id, score=None)
+                 for e in _pool(2, seed=1)]  # fmt: skip
     for _ in range(2):  # a re-delivered task replays the round it was killed in
         rep.on_phase("supernet", 4)
         rep.on_epoch_end(2, {"loss": 1.5, "acc": 0.3})
         rep.on_pool_scored(1, pool)
-        rep.on_proposals(1, _pool(2, seed=1))
+        rep.on_proposals(1, proposals)
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(Architecture)) == 8
+        columns = (PoolRound.round, PoolRound.pool_id, PoolRound.predicted, PoolRound.measured)
+        rounds = s.execute(select(*columns).order_by(PoolRound.pool_id)).all()
+        assert [tuple(r) for r in rounds] == [(1, i, 0.25, i / 6) for i in range(6)]
+        steps = s.execute(select(Architecture.pool_id, Architecture.step_size)).all()
+        assert {p: st for p, st in steps if st is not None} == {10: 2.0, 11: 3.0}
         assert s.scalar(select(func.count()).select_from(Metric)) == 3
         job = s.get(Job, job_id)
         assert job is not None
@@ -116,7 +124,8 @@ def test_a_user_error_fails_the_job_without_raising(db_url: str, caplog) -> None
         assert "pool_size" in (job.error_message or "")
         assert job.attempts == 1
     lines = [r for r in caplog.records if f"job={job_id} failed" in r.getMessage()]
-    assert len(lines) == 1 and lines[0].exc_info is None
+    assert len(lines) == 1
+    assert lines[0].exc_info is None
 
 
 def test_a_task_failure_marks_the_job_failed(db_url: str) -> None:
