@@ -49,3 +49,8 @@ api: install
 
 migrate: install
 	$(VENV)/bin/nao migrate
+
+# --- the dashboard's screenshots in docs/img (Chromium + Playwright) -------------------------
+.PHONY: screenshots
+screenshots: install
+	$(PY) benchmarks/dashboard_screenshots.py --out docs/img

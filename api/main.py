@@ -3,6 +3,7 @@ cached read path (``api.readcache``)."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from api.routes import (
     architectures,
     candidates,
     checkpoints,
+    dashboard,
     health,
     insights,
     jobs,
@@ -101,6 +103,9 @@ async def _core_error(_request: Request, exc: Exception) -> JSONResponse:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # The ~150k objects of the app's imports never die: out of the collector's sight, a full
+    # collection no longer walks them (it cost a request ~70 ms on a loaded 2-core machine).
+    gc.freeze()
     settings = get_settings()
     url = settings.resolved_database_url()
     listener = None
@@ -136,6 +141,7 @@ def create_app() -> FastAPI:
         candidates,
         sweeps,
         insights,
+        dashboard,
     ):
         app.include_router(module.router)
     return app

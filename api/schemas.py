@@ -35,6 +35,8 @@ class JobPublic(BaseModel):
     config: dict[str, Any]
     result: dict[str, Any] | None
     best: ArchitecturePublic | None = None
+    best_score: float | None = None  # of a search: trained, else supernet, else tabular
+    best_source: str | None = None
 
 
 class JobsPublic(BaseModel):
@@ -72,6 +74,17 @@ class MetricPublic(BaseModel):
 class MetricsPublic(BaseModel):
     data: list[MetricPublic]
     count: int
+
+
+class SeriesPublic(BaseModel):
+    count: int  # points recorded; ``steps``/``values`` hold at most the points asked for
+    steps: list[int]
+    values: list[float]
+
+
+class JobSeriesPublic(BaseModel):
+    job_id: int
+    series: dict[str, SeriesPublic]
 
 
 class CheckpointPublic(BaseModel):

@@ -7,6 +7,7 @@ from which ``CachedReads`` serves repeats until an architecture row changes.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -15,11 +16,12 @@ from fastapi.responses import Response
 
 from api.deps import SessionDep
 from api.errors import responses
-from api.present import architecture_public
+from api.present import architecture_public, job_public
 from api.readcache import ReadCache
-from api.schemas import ArchitecturePublic, ArchitecturesPublic, ScoreSource
+from api.schemas import ArchitecturePublic, ArchitecturesPublic, JobsPublic, ScoreSource
 from jobs.errors import NotFound
-from store import repository
+from nao_core.draw import draw_svg
+from store import repository, summaries
 
 router = APIRouter(tags=["architectures"])
 
@@ -62,3 +64,37 @@ def get_architecture(arch_id: int, session: SessionDep) -> ArchitecturePublic:
     if row is None:
         raise NotFound(f"architecture {arch_id} not found")
     return architecture_public(row)
+
+
+@router.get(
+    "/architectures/{arch_id}/drawing.svg",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/svg+xml": {}}, "description": "The cells as an SVG drawing"},
+        **responses(404),
+    },
+)
+def architecture_drawing(arch_id: int, session: SessionDep, inline: bool = False) -> Response:
+    """The architecture's cells drawn (``nao draw``); ``inline=true`` gives the bare ``<svg>``
+    element to put inside an HTML page."""
+    row = repository.get_architecture(session, arch_id)
+    if row is None:
+        raise NotFound(f"architecture {arch_id} not found")
+    svg = _drawing(row.space, row.arch, f"architecture {row.id}", not inline)
+    headers = {"Cache-Control": "public, max-age=86400"}  # an architecture never changes
+    return Response(svg, media_type="image/svg+xml", headers=headers)
+
+
+@lru_cache(maxsize=4096)
+def _drawing(space: str, arch: str, title: str, standalone: bool) -> str:
+    """Drawings are pure functions of the row (about 10 ms each): a page of ten is drawn once."""
+    return draw_svg(space, arch, title=title, standalone=standalone)
+
+
+@router.get("/architectures/{arch_id}/jobs", responses=responses(404))
+def architecture_jobs(arch_id: int, session: SessionDep) -> JobsPublic:
+    """The trainings and evaluations of this architecture, newest first, with checkpoints."""
+    if repository.get_architecture(session, arch_id) is None:
+        raise NotFound(f"architecture {arch_id} not found")
+    rows = summaries.jobs_of_architecture(session, arch_id)
+    return JobsPublic(data=[job_public(j) for j in rows], count=len(rows))

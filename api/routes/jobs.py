@@ -10,11 +10,18 @@ from sqlalchemy.orm import Session
 from api.deps import SessionDep, TokenDep
 from api.errors import responses
 from api.present import job_public
-from api.schemas import JobPublic, JobsPublic, MetricPublic, MetricsPublic
+from api.schemas import (
+    JobPublic,
+    JobSeriesPublic,
+    JobsPublic,
+    MetricPublic,
+    MetricsPublic,
+    SeriesPublic,
+)
 from jobs import registry
 from jobs.errors import NotFound
 from jobs.requests import EvaluationCreate, SearchCreate, TrainingCreate
-from store import repository
+from store import repository, summaries
 from store.models import Job, JobKind
 
 router = APIRouter()
@@ -31,14 +38,15 @@ def _load(session: Session, job_id: int, kind: JobKind | None) -> Job:
 
 
 def _public(session: Session, job: Job) -> JobPublic:
-    best = None
-    if job.kind == JobKind.SEARCH:
-        for source in ("trained", "supernet", "tabular"):
-            rows = repository.top_architectures(session, order_by=source, limit=1, job_id=job.id)
-            if rows:
-                best = rows[0]
-                break
-    return job_public(job, best)
+    if job.kind != JobKind.SEARCH:
+        return job_public(job)
+    for source in summaries.BEST_SOURCES:
+        rows = repository.top_architectures(session, order_by=source, limit=1, job_id=job.id)
+        if rows:
+            out = job_public(job, rows[0])
+            out.best_score, out.best_source = getattr(rows[0], f"score_{source}"), source
+            return out
+    return job_public(job)
 
 
 def _accepted(job: Job, response: Response) -> JobPublic:
@@ -75,7 +83,12 @@ def _register(path: str, kind: JobKind | None, tag: str) -> None:
         session: SessionDep, status: str | None = None, limit: Limit = 50, offset: Offset = 0
     ) -> JobsPublic:
         rows, count = repository.list_jobs(session, kind, status, limit, offset)
-        return JobsPublic(data=[job_public(j) for j in rows], count=count)
+        best = summaries.best_scores(session, [j.id for j in rows if j.kind == JobKind.SEARCH])
+        data = [job_public(j) for j in rows]
+        for row in data:
+            if row.id in best:
+                row.best_score, row.best_source = best[row.id]
+        return JobsPublic(data=data, count=count)
 
     def get(job_id: int, session: SessionDep) -> JobPublic:
         return _public(session, _load(session, job_id, kind))
@@ -123,3 +136,14 @@ def job_metrics(
         MetricPublic(name=m.name, step=m.step, value=m.value, created_at=m.created_at) for m in rows
     ]
     return MetricsPublic(data=data, count=len(data))
+
+
+@router.get("/jobs/{job_id}/series", tags=["jobs"], responses=responses(404))
+def job_series(
+    job_id: int, session: SessionDep, points: Annotated[int, Query(ge=2, le=5000)] = 500
+) -> JobSeriesPublic:
+    """Every metric of the job, each thinned to at most ``points`` (the last one kept): what a
+    chart needs, however many steps were recorded."""
+    _load(session, job_id, None)
+    series = summaries.metric_series(session, job_id, points)
+    return JobSeriesPublic(job_id=job_id, series={k: SeriesPublic(**v) for k, v in series.items()})
