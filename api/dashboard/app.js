@@ -143,7 +143,15 @@ function jobPath(job) { return job.kind === "search" ? `/ui/searches/${job.id}` 
 
 function show(id, visible) {
   const el = document.getElementById(id);
-  if (el) el.hidden = !visible;
+  if (!el || el.hidden === !visible) return;
+  el.hidden = !visible;
+  // The grid reflows: charts already drawn take their new widths (Plotly listens to resize).
+  requestAnimationFrame(() => window.dispatchEvent(new Event("resize")));
+}
+
+function stepAxis(title, steps) {  // integer ticks for a few epochs or rounds
+  const last = steps && steps.length ? steps[steps.length - 1] : 0;
+  return last <= 20 ? { title: { text: title }, dtick: 1 } : { title: { text: title } };
 }
 
 function plot(id, traces, layout = {}) {
@@ -278,12 +286,12 @@ async function searchView(main, id) {
       traces.push({ x: [best.steps[0], best.steps[best.steps.length - 1]], y: [optimum.signal, optimum.signal],
         mode: "lines", name: "table optimum", line: { dash: "dash" } });
     }
-    plot("best", traces, { xaxis: { title: { text: tabular ? "queries" : "round" } }, yaxis: { title: { text: "score" } } });
+    plot("best", traces, { xaxis: stepAxis(tabular ? "queries" : "round", best && best.steps), yaxis: { title: { text: "score" } } });
     const curves = Object.entries(series).filter(([name]) => !["pool_best", "best_signal", "lr"].includes(name));
     show("card-training", curves.length > 0);
     plot("training", curves.map(([name, s]) => ({ x: s.steps, y: s.values, mode: "lines", name,
       yaxis: /loss/.test(name) ? "y" : "y2" })), {
-      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "loss" } },
+      xaxis: stepAxis("epoch", curves.length ? curves[0][1].steps : []), yaxis: { title: { text: "loss" } },
       yaxis2: { title: { text: "accuracy / perplexity" }, overlaying: "y", side: "right" },
       margin: { l: 50, r: 60, t: 30, b: 40 } });
     await roundsAndLineage();
@@ -423,8 +431,9 @@ async function jobView(main, id) {
     const { series } = await api(`/jobs/${id}/series?points=1000`);
     const lines = (test) => Object.entries(series).filter(([name]) => test(name))
       .map(([name, s]) => ({ x: s.steps, y: s.values, mode: "lines+markers", name }));
-    plot("loss", lines((n) => /loss/.test(n)), { xaxis: { title: { text: "epoch" } } });
-    plot("quality", lines((n) => /acc|ppl|perplexity/.test(n)), { xaxis: { title: { text: "epoch" } } });
+    const epochs = Object.values(series).length ? Object.values(series)[0].steps : [];
+    plot("loss", lines((n) => /loss/.test(n)), { xaxis: stepAxis("epoch", epochs) });
+    plot("quality", lines((n) => /acc|ppl|perplexity/.test(n)), { xaxis: stepAxis("epoch", epochs) });
     const flat = Object.entries(job.result || {}).filter(([, v]) => v === null || typeof v !== "object");
     result.replaceChildren(...flat.map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "num" }, fmt(v)))));
     if (job.checkpoint_id) {
