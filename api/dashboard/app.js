@@ -230,7 +230,10 @@ async function searchesView(main) {
 
 function resultSummary(job) {
   const r = job.result || {};
-  if (r.accuracy !== undefined && r.accuracy !== null) return `accuracy ${fmt(r.accuracy)}`;
+  if (r.accuracy !== undefined && r.accuracy !== null) {
+    const size = r.flops ? ` · ${fmt(r.params)} params · ${fmt(r.flops)} FLOPs` : "";
+    return `accuracy ${fmt(r.accuracy)}${size}`;
+  }
   if (r.perplexity) return `perplexity ${fmt(r.perplexity, 2)}`;
   if (job.error_message) return h("span", { class: "error" }, job.error_message.slice(0, 120));
   return "";
@@ -262,7 +265,7 @@ async function searchView(main, id) {
         h("table", {}, h("thead", {}, h("tr", {}, ["seed (pool id)", "proposed", "in top-k"].map((c) => h("th", { class: "num" }, c)))), lineageTable)),
       h("div", { class: "card", id: "card-training", hidden: true }, h("h2", {}, "Supernet training"), h("div", { id: "training", class: "chart" }))),
     h("div", { class: "card" }, h("h2", {}, "Top architectures"),
-      h("table", { id: "top" }, h("thead", {}, h("tr", {}, ["rank", "architecture", "cell", "score", "params", "trainings", ""].map((c) => h("th", {}, c)))), top)));
+      h("table", { id: "top" }, h("thead", {}, h("tr", {}, ["rank", "architecture", "cell", "score", "params", "FLOPs", "trainings", ""].map((c) => h("th", {}, c)))), top)));
 
   let shownTop = "";
   async function refresh() {
@@ -337,12 +340,14 @@ async function searchView(main, id) {
     const rows = await Promise.all(data.map(async (a, i) => {
       const jobs = (await api(`/architectures/${a.id}/jobs`)).data;
       const trained = jobs.find((j) => j.checkpoint_id);
+      const measured = (trained && trained.result) || {};  // a training counts params and FLOPs
       return h("tr", { "data-architecture": a.id },
         h("td", { class: "num" }, i + 1),
         h("td", {}, h("a", { href: `/ui/architectures/${a.id}` }, `#${a.id}`)),
         h("td", {}, await inlineDrawing(a.id, "thumb")),
         h("td", { class: "num" }, fmt(a.scores[order])),
-        h("td", { class: "num" }, fmt(a.params)),
+        h("td", { class: "num" }, fmt(a.params ?? measured.params)),
+        h("td", { class: "num" }, fmt(measured.flops)),
         h("td", {}, jobs.map((j) => h("div", {}, h("a", { href: `/ui/jobs/${j.id}` }, `#${j.id}`), " ", statusBadge(j.status)))),
         h("td", {}, trainButton(a, job.preset), " ",
           trained ? h("button", { onclick: guarded(() => download(trained.checkpoint_id)) }, "Download") : ""));
