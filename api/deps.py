@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Path
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,11 @@ from store.settings import Settings, get_settings
 from store.tokens import verify_token
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+# Ids are 64-bit in the database: a larger one is refused as a 422 naming the parameter before
+# it reaches the driver (which would overflow into a 500).
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def get_session() -> Iterator[Session]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
@@ -96,6 +98,26 @@ def _too_big(limit: int) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+def _printable(value: Any) -> Any:
+    """A validation error's context as JSON can carry it: NaN and Infinity become strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, whatever the input held (its own handler fails on NaN: a 500)."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [_printable(dict(e)) for e in exc.errors()]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 async def _core_error(_request: Request, exc: Exception) -> JSONResponse:
     detail = [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]
     return JSONResponse({"detail": detail}, status_code=422)
@@ -132,6 +154,7 @@ def create_app() -> FastAPI:
     app.add_middleware(CachedReads, cache=app.state.read_cache)  # outermost: hits skip all
     app.add_exception_handler(ServiceError, handle_service_error)
     app.add_exception_handler(NaoCoreError, _core_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     for module in (
         health,
         jobs,

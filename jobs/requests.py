@@ -6,6 +6,7 @@ Pydantic checks types and ranges here; each kind's module checks the rest agains
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
@@ -13,10 +14,30 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 Name = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_./-]+$")
 Seed = Field(default=None, ge=0, le=2**31 - 1)
 Overrides = Field(default_factory=dict, max_length=64)
+MAX_ID = 2**63 - 1  # ids are 64-bit in the database
+
+
+def _finite(value: Any, where: str) -> None:
+    """JSON as Python reads it allows NaN and Infinity; no setting of ours means either."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: {value} is not a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _finite(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _finite(item, where)
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _no_nan_in_free_values(self) -> _In:
+        for name in ("overrides", "grid"):
+            if name in type(self).model_fields:
+                _finite(getattr(self, name), name)
+        return self
 
 
 class SearchCreate(_In):
@@ -70,7 +91,7 @@ class SearchCreate(_In):
 
 
 class TrainingCreate(_In):
-    architecture_id: StrictInt | None = Field(default=None, ge=1)
+    architecture_id: StrictInt | None = Field(default=None, ge=1, le=MAX_ID)
     arch: str | None = Field(default=None, min_length=1, max_length=4096)
     arch_name: str | None = Field(default=None, min_length=1, max_length=64)
     space: str = Field(default="cnn", min_length=1, max_length=64)
@@ -92,7 +113,7 @@ class TrainingCreate(_In):
 
 
 class EvaluationCreate(_In):
-    checkpoint_id: StrictInt = Field(ge=1)
+    checkpoint_id: StrictInt = Field(ge=1, le=MAX_ID)
     dataset: str | None = Field(default=None, min_length=1, max_length=64)
     split: Literal["test", "valid", "train"] | None = None
 
@@ -100,7 +121,7 @@ class EvaluationCreate(_In):
 class SweepCreate(_In):
     """Train the top-k archs of a search under every point of a small override grid."""
 
-    search_id: StrictInt = Field(ge=1)
+    search_id: StrictInt = Field(ge=1, le=MAX_ID)
     top_k: StrictInt = Field(default=5, ge=1, le=20)
     grid: dict[str, list[Any]] = Field(
         min_length=1,

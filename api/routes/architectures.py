@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from api.deps import SessionDep
+from api.deps import MAX_ID, Id, SessionDep
 from api.errors import responses
 from api.present import architecture_public, job_public
 from api.readcache import ReadCache
@@ -33,7 +33,7 @@ async def list_architectures(
     top: Annotated[int, Query(ge=1, le=1000)] = 10,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     order_by: ScoreSource = "supernet",
-    search: Annotated[int | None, Query(ge=1)] = None,
+    search: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     space: Annotated[str | None, Query(max_length=64)] = None,
     dataset: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
@@ -59,7 +59,7 @@ async def list_architectures(
 
 
 @router.get("/architectures/{arch_id}", responses=responses(404))
-def get_architecture(arch_id: int, session: SessionDep) -> ArchitecturePublic:
+def get_architecture(arch_id: Id, session: SessionDep) -> ArchitecturePublic:
     row = repository.get_architecture(session, arch_id)
     if row is None:
         raise NotFound(f"architecture {arch_id} not found")
@@ -74,7 +74,7 @@ def get_architecture(arch_id: int, session: SessionDep) -> ArchitecturePublic:
         **responses(404),
     },
 )
-def architecture_drawing(arch_id: int, session: SessionDep, inline: bool = False) -> Response:
+def architecture_drawing(arch_id: Id, session: SessionDep, inline: bool = False) -> Response:
     """The architecture's cells drawn (``nao draw``); ``inline=true`` gives the bare ``<svg>``
     element to put inside an HTML page."""
     row = repository.get_architecture(session, arch_id)
@@ -92,7 +92,7 @@ def _drawing(space: str, arch: str, title: str, standalone: bool) -> str:
 
 
 @router.get("/architectures/{arch_id}/jobs", responses=responses(404))
-def architecture_jobs(arch_id: int, session: SessionDep) -> JobsPublic:
+def architecture_jobs(arch_id: Id, session: SessionDep) -> JobsPublic:
     """The trainings and evaluations of this architecture, newest first, with checkpoints."""
     if repository.get_architecture(session, arch_id) is None:
         raise NotFound(f"architecture {arch_id} not found")

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import SessionDep
+from api.deps import Id, SessionDep
 from api.errors import responses
 from jobs.search_nows import get_round_progress
 
@@ -14,6 +14,6 @@ router = APIRouter()
 
 
 @router.get("/searches/{job_id}/candidates", tags=["searches"], responses=responses(404))
-def search_candidates(job_id: int, session: SessionDep) -> dict[str, Any]:
+def search_candidates(job_id: Id, session: SessionDep) -> dict[str, Any]:
     """Candidates pending / queued / running / done / cancelled per round."""
     return get_round_progress(session, job_id)

@@ -7,7 +7,7 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from api.deps import SessionDep, SettingsDep, TokenDep
+from api.deps import Id, SessionDep, SettingsDep, TokenDep
 from api.errors import responses
 from api.present import checkpoint_public
 from api.schemas import CheckpointPublic
@@ -20,7 +20,7 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 @router.get("/checkpoints/{checkpoint_id}", responses=responses(404))
-def get_checkpoint(checkpoint_id: int, session: SessionDep) -> CheckpointPublic:
+def get_checkpoint(checkpoint_id: Id, session: SessionDep) -> CheckpointPublic:
     row = repository.get_checkpoint(session, checkpoint_id)
     if row is None:
         raise NotFound(f"checkpoint {checkpoint_id} not found")
@@ -44,6 +44,14 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110: ``*`` or any listed tag (weak or strong) matches the file's tag."""
+    if not if_none_match:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return "*" in tags or etag in tags
+
+
 @router.get(
     "/checkpoints/{checkpoint_id}/download",
     response_class=StreamingResponse,
@@ -58,7 +66,7 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     },
 )
 def download_checkpoint(
-    checkpoint_id: int, request: Request, session: SessionDep, settings: SettingsDep, _t: TokenDep
+    checkpoint_id: Id, request: Request, session: SessionDep, settings: SettingsDep, _t: TokenDep
 ) -> Response:
     row = repository.get_checkpoint(session, checkpoint_id)
     if row is None:
@@ -70,7 +78,7 @@ def download_checkpoint(
         "ETag": etag,
         "Content-Disposition": f'attachment; filename="checkpoint-{row.id}.pt"',
     }
-    if request.headers.get("if-none-match") == etag:
+    if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     try:
         span = _parse_range(request.headers.get("range"), size)
@@ -84,9 +92,19 @@ def download_checkpoint(
     if span is not None:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if request.method == "HEAD":  # the headers a GET would send, no body
+        return Response(status_code=status, headers=headers, media_type="application/octet-stream")
     return StreamingResponse(
         store.open_range(row.path, start, end),
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",
     )
+
+
+@router.head("/checkpoints/{checkpoint_id}/download", responses=responses(401, 404, 416))
+def head_checkpoint(
+    checkpoint_id: Id, request: Request, session: SessionDep, settings: SettingsDep, token: TokenDep
+) -> Response:
+    """The download's headers (size, ETag, ranges) without its body: what ``curl -I`` asks."""
+    return download_checkpoint(checkpoint_id, request, session, settings, token)

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from api.deps import SessionDep
+from api.deps import Id, SessionDep
 from api.errors import responses
 from api.schemas import (
     CalibrationPointPublic,
@@ -56,7 +56,7 @@ def _check_search(session: Session, job_id: int) -> None:
 
 
 @router.get("/searches/{job_id}/rounds", responses=responses(404))
-def search_rounds(job_id: int, session: SessionDep) -> RoundsPublic:
+def search_rounds(job_id: Id, session: SessionDep) -> RoundsPublic:
     """Per evaluation point: the pool's measured scores and the controller's calibration."""
     _check_search(session, job_id)
     rows = repository.list_pool_rounds(session, job_id)
@@ -92,7 +92,7 @@ def _round(round: int, rows: Sequence[Any]) -> RoundPublic:
 
 @router.get("/searches/{job_id}/lineage", responses=responses(404))
 def search_lineage(
-    job_id: int, session: SessionDep, top: Annotated[int, Query(ge=1, le=100)] = 10
+    job_id: Id, session: SessionDep, top: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> SearchLineagePublic:
     """The controller's proposals, the top ``top`` architectures, and which step sizes and
     seeds produced proposals that reached that top."""

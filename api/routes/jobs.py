@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
-from api.deps import SessionDep, TokenDep
+from api.deps import Id, SessionDep, TokenDep
 from api.errors import responses
 from api.present import job_public
 from api.schemas import (
@@ -90,10 +90,10 @@ def _register(path: str, kind: JobKind | None, tag: str) -> None:
                 row.best_score, row.best_source = best[row.id]
         return JobsPublic(data=data, count=count)
 
-    def get(job_id: int, session: SessionDep) -> JobPublic:
+    def get(job_id: Id, session: SessionDep) -> JobPublic:
         return _public(session, _load(session, job_id, kind))
 
-    def cancel(job_id: int, session: SessionDep, _t: TokenDep) -> JobPublic:
+    def cancel(job_id: Id, session: SessionDep, _t: TokenDep) -> JobPublic:
         _load(session, job_id, kind)
         return _public(session, registry.cancel(session, job_id))
 
@@ -124,7 +124,7 @@ _register("jobs", None, "jobs")
 
 @router.get("/jobs/{job_id}/metrics", tags=["jobs"], responses=responses(404))
 def job_metrics(
-    job_id: int,
+    job_id: Id,
     session: SessionDep,
     name: str | None = None,
     limit: Limit = 1000,
@@ -140,7 +140,7 @@ def job_metrics(
 
 @router.get("/jobs/{job_id}/series", tags=["jobs"], responses=responses(404))
 def job_series(
-    job_id: int, session: SessionDep, points: Annotated[int, Query(ge=2, le=5000)] = 500
+    job_id: Id, session: SessionDep, points: Annotated[int, Query(ge=2, le=5000)] = 500
 ) -> JobSeriesPublic:
     """Every metric of the job, each thinned to at most ``points`` (the last one kept): what a
     chart needs, however many steps were recorded."""

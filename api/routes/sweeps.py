@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
-from api.deps import SessionDep, TokenDep
+from api.deps import Id, SessionDep, TokenDep
 from api.errors import responses
 from api.schemas import SweepPublic, SweepRunPublic
 from jobs import registry, sweep
@@ -37,13 +37,13 @@ def create_sweep(
 
 
 @router.get("/sweeps/{sweep_id}", tags=["sweeps"], responses=responses(404))
-def get_sweep(sweep_id: int, session: SessionDep) -> SweepPublic:
+def get_sweep(sweep_id: Id, session: SessionDep) -> SweepPublic:
     """The runs ranked by accuracy, best first (unfinished runs last)."""
     return _public(session, sweep_id)
 
 
 @router.post("/sweeps/{sweep_id}/cancel", tags=["sweeps"], responses=responses(401, 404, 409))
-def cancel_sweep(sweep_id: int, session: SessionDep, _t: TokenDep) -> SweepPublic:
+def cancel_sweep(sweep_id: Id, session: SessionDep, _t: TokenDep) -> SweepPublic:
     """Cancel every run not yet finished; finished runs keep their results and ranks."""
     sweep.cancel_sweep(session, sweep_id)
     return _public(session, sweep_id)

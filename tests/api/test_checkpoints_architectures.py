@@ -108,3 +108,22 @@ def test_download_needs_a_token(client, ids) -> None:
     url = f"/checkpoints/{ids['checkpoint']}/download"
     assert client.get(url).status_code == 401
     assert client.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_head_gives_the_download_headers_without_the_body(client, auth, ids) -> None:
+    url = f"/checkpoints/{ids['checkpoint']}/download"
+    head = client.head(url, headers=auth)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(DATA))
+    assert head.headers["etag"] == f'"{hashlib.sha256(DATA).hexdigest()}"'
+    assert client.head(url).status_code == 401
+
+
+def test_if_none_match_star_or_a_listed_tag_is_304(client, auth, ids) -> None:
+    url = f"/checkpoints/{ids['checkpoint']}/download"
+    etag = f'"{hashlib.sha256(DATA).hexdigest()}"'
+    for value in ("*", f'"other", {etag}', f"W/{etag}"):
+        got = client.get(url, headers={**auth, "If-None-Match": value})
+        assert got.status_code == 304, value
+    assert client.get(url, headers={**auth, "If-None-Match": '"other"'}).status_code == 200
