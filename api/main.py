@@ -15,7 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
+from api import metrics
 from api.errors import handle_service_error
+from api.metrics import RequestTimer
 from api.readcache import CachedReads, ChangeListener, ReadCache
 from api.routes import (
     architectures,
@@ -151,6 +153,7 @@ def create_app() -> FastAPI:
     )
     app.state.read_cache = ReadCache()
     app.add_middleware(BodyLimit)
+    app.add_middleware(RequestTimer)
     app.add_middleware(CachedReads, cache=app.state.read_cache)  # outermost: hits skip all
     app.add_exception_handler(ServiceError, handle_service_error)
     app.add_exception_handler(NaoCoreError, _core_error)
@@ -164,6 +167,7 @@ def create_app() -> FastAPI:
         candidates,
         sweeps,
         insights,
+        metrics,
         dashboard,
     ):
         app.include_router(module.router)

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from celery import Celery
 from kombu import Queue
+from kombu.exceptions import ChannelError
 
 from store.settings import Settings, get_settings
 
@@ -84,3 +85,20 @@ def broker_reachable() -> bool:
     except Exception:  # any transport error means "not ready"
         return False
     return True
+
+
+def queue_depths() -> dict[str, int]:
+    """Messages waiting in the gpu and default queues (what the broker reports; a queue the
+    transport cannot count is left out)."""
+    settings, out = get_settings(), {}
+    try:
+        with get_celery().connection_for_read() as conn:
+            channel = conn.default_channel
+            for name in (settings.queue(GPU), settings.queue(CPU)):
+                try:
+                    out[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
+                except ChannelError:  # never declared: nothing was ever sent to it
+                    out[name] = 0
+    except Exception as exc:  # broker down: the scrape still answers, without this gauge
+        logger.warning("queue depth: %s: %s", type(exc).__name__, exc)
+    return out
