@@ -13,11 +13,14 @@ COPY migrations ./migrations
 COPY docker/prestart.sh /prestart.sh
 # Install the service without its torch/torchvision pins: the API imports neither.
 RUN pip install --no-deps . \
-    && pip install "fastapi>=0.110" "uvicorn>=0.29" "uvloop>=0.19" "httptools>=0.6" "sqlalchemy>=2" "alembic>=1.13" \
+    && pip install "fastapi>=0.110" "fastapi-offline>=1.7" "plotly>=5.24" "prometheus-client>=0.20" \
+       "uvicorn>=0.29" "uvloop>=0.19" "httptools>=0.6" "sqlalchemy>=2" "alembic>=1.13" \
        "psycopg[binary]>=3.1" "celery[redis]>=5.3" "redis>=5" "pydantic-settings>=2" \
        "numpy>=1.26" \
     && python -c "import api.main, sys; assert 'torch' not in sys.modules" \
-    && useradd --create-home nao && chmod +x /prestart.sh
+    && useradd --create-home nao && chmod +x /prestart.sh \
+    && mkdir -p /var/lib/nao/storage /var/lib/nao/data && chown -R nao:nao /var/lib/nao
+# A named volume mounted on /var/lib/nao/* starts as a copy of these folders, owned by nao.
 USER nao
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 \

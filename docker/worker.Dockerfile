@@ -21,7 +21,9 @@ COPY nao_core ./nao_core
 COPY migrations ./migrations
 RUN pip install . \
     && python -c "import torch; assert torch.__version__.split('+')[0] == '2.14.1', torch.__version__" \
-    && useradd --create-home nao
+    && useradd --create-home nao \
+    && mkdir -p /var/lib/nao/storage /var/lib/nao/data && chown -R nao:nao /var/lib/nao
+# A named volume mounted on /var/lib/nao/* starts as a copy of these folders, owned by nao.
 USER nao
 HEALTHCHECK --interval=30s --timeout=10s --retries=3 \
     CMD celery -A worker.app inspect ping -d "celery@$HOSTNAME" --timeout 5 || exit 1

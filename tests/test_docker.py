@@ -128,3 +128,53 @@ def test_images_copy_every_package(name) -> None:
         if op == "COPY" and not arg.startswith("--from")
     }
     assert packages <= copied, packages - copied
+
+
+def _workers(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: svc
+        for name, svc in compose["services"].items()
+        if svc.get("build", {}).get("dockerfile") == "docker/worker.Dockerfile"
+    }
+
+
+def test_each_worker_service_reserves_its_own_gpu(compose) -> None:
+    """One worker service per GPU: each reserves one device, no two the same; every one but
+    the default is behind a profile, so a one-GPU host starts only `worker`."""
+    workers = _workers(compose)
+    assert len(workers) >= 2
+    seen = []
+    for name, svc in workers.items():
+        (device,) = svc["deploy"]["resources"]["reservations"]["devices"]
+        assert device["driver"] == "nvidia"
+        assert len(device["device_ids"]) == 1, name
+        seen.append(device["device_ids"][0])
+        assert svc["environment"]["NAO_DEVICE"] == "cuda"
+        assert ("profiles" in svc) == (name != "worker"), name
+    assert len(seen) == len(set(seen))
+
+
+@pytest.mark.parametrize("name", ["api.Dockerfile", "worker.Dockerfile"])
+def test_images_own_their_storage_and_data_folders(compose, name) -> None:
+    """The folders the volumes mount on exist in the image and belong to the user it runs as,
+    so a fresh named volume is writable by the service (Docker copies the ownership)."""
+    steps = _instructions(name)
+    user = [arg for op, arg in steps if op == "USER"][-1]
+    run = " ".join(arg for op, arg in steps if op == "RUN")
+    env = compose["services"]["api"]["environment"]
+    for folder in (env["NAO_STORAGE_DIR"], env["NAO_DATA_DIR"]):
+        assert folder in run.split("mkdir -p", 1)[1], folder
+    assert f"chown -R {user}:{user} /var/lib/nao" in run
+
+
+# What the API image leaves out on purpose: torch and what only training, the CLI's progress
+# bars or the benchmarks use. A new dependency must be installed there or listed here.
+NOT_IN_THE_API_IMAGE = {"torch", "torchvision", "scikit-learn", "tqdm", "httpx"}
+
+
+def test_the_api_image_installs_every_dependency_the_api_needs() -> None:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    wanted = {re.split(r"[\[<>=;! ]", d, maxsplit=1)[0].lower() for d in deps}
+    run = " ".join(arg for op, arg in _instructions("api.Dockerfile") if op == "RUN")
+    installed = {m.lower() for m in re.findall(r'"([A-Za-z0-9_.-]+)[\[<>=]', run)}
+    assert wanted - NOT_IN_THE_API_IMAGE <= installed, wanted - NOT_IN_THE_API_IMAGE - installed
