@@ -14,6 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api import metrics
 from api.errors import handle_service_error
@@ -37,6 +39,7 @@ from store.settings import get_settings
 logger = logging.getLogger(__name__)
 
 _BODY_METHODS = (b"POST", b"PUT", b"PATCH")
+DB_RETRY_AFTER_S = 5  # the Retry-After of a 503 while the database does not answer
 DESCRIPTION = """Neural Architecture Optimization as a service: searches, trainings, evaluations
 and sweeps are jobs that GPU workers run; architectures come back ranked, with checkpoints.
 
@@ -125,6 +128,23 @@ async def _core_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The database does not answer (down, restarting, out of connections): 503 with
+    Retry-After, not a plain-text 500. The pool pings a connection before using it, so the
+    first request after the database is back gets a fresh one: no restart needed."""
+    if isinstance(exc, DBAPIError) and not (
+        isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+    ):
+        logger.error("database error: %s", exc, exc_info=exc)
+        return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+    logger.warning("database unavailable: %s: %s", type(exc).__name__, str(exc).split("\n")[0])
+    return JSONResponse(
+        {"detail": "the database is unavailable; retry later"},
+        status_code=503,
+        headers={"Retry-After": str(DB_RETRY_AFTER_S)},
+    )
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The ~150k objects of the app's imports never die: out of the collector's sight, a full
@@ -158,6 +178,8 @@ def create_app() -> FastAPI:
     app.add_exception_handler(ServiceError, handle_service_error)
     app.add_exception_handler(NaoCoreError, _core_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeout, _database_error)
     for module in (
         health,
         jobs,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class NaoCoreError(Exception):
     """Base class of every error nao_core raises on purpose."""
@@ -44,3 +46,11 @@ class Cancelled(NaoCoreError):
     def __init__(self, epoch: int, where: str = "") -> None:
         self.epoch, self.where = epoch, where
         super().__init__(f"cancelled after epoch {epoch}" + (f" ({where})" if where else ""))
+
+
+class StorageFull(NaoCoreError, OSError):
+    """A file could not be written: no space left on the volume that holds it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.errno = errno.ENOSPC

@@ -105,6 +105,10 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # worker alive
+    # When its task was last sent, and how many times the reaper re-sent it to a queued job
+    # (worker/recovery.py: a queued job whose message was lost is sent again).
+    enqueued_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=utcnow)
+    resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
     __table_args__ = (

@@ -77,7 +77,28 @@ def requeue_if_stale(session: Session, job_id: int, before: datetime) -> bool:
     res = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.RUNNING, _unseen_since(before))
-        .values(status=JobStatus.QUEUED, worker=None, updated_at=utcnow())
+        .values(status=JobStatus.QUEUED, worker=None, updated_at=utcnow(), enqueued_at=utcnow())
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def _last_sent() -> Any:
+    return func.coalesce(Job.enqueued_at, Job.updated_at)
+
+
+def unsent_jobs(session: Session, before: datetime) -> Sequence[Job]:
+    """Queued jobs whose task was last sent before ``before`` (and that no worker took)."""
+    stmt = select(Job).where(Job.status == JobStatus.QUEUED, _last_sent() < before)
+    return list(session.scalars(stmt.order_by(Job.id)))
+
+
+def stamp_resend(session: Session, job_id: int, resends: int) -> bool:
+    """Record a re-send of queued job ``job_id`` seen with ``resends``; False when another
+    caller recorded one first or the job left ``queued``."""
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.resends == resends)
+        .values(enqueued_at=utcnow(), resends=resends + 1)
     )
     return bool(res.rowcount)  # type: ignore[attr-defined]
 

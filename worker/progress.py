@@ -4,15 +4,20 @@ database as they happen and turns a ``cancelling`` job into ``should_stop() == T
 Pool rows are upserted by (job, canonical hash), each round's predicted-vs-measured rows by
 (job, round, pool id) and metrics by (job, name, step), so a round replayed after a
 re-delivery is recorded exactly once.
+
+A metric point the database cannot take (down, restarting) is kept, up to ``MAX_PENDING``
+points, and written with the next one, so a short outage loses no point of the curves.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nao_core.search.pool import PoolEntry
@@ -24,6 +29,8 @@ from worker.lifecycle import db
 from worker.settings import get_worker_settings
 
 logger = logging.getLogger(__name__)
+
+MAX_PENDING = 10_000  # metric points kept while the database is unreachable; oldest dropped
 
 
 def pool_rows(space: SearchSpace, entries: Sequence[PoolEntry]) -> list[dict[str, Any]]:
@@ -58,19 +65,34 @@ class DbReporter:
         self.interval_s, self.poll_s = interval_s, poll_s
         self._last_write = self._last_poll = 0.0
         self._stop = False
+        self._pending: deque[tuple[int, dict[str, float]]] = deque(maxlen=MAX_PENDING)
 
     def on_phase(self, name: str, total: int) -> None:
         with session_scope(self.factory) as s:
             repository.update_job(s, self.job_id, phase=str(name), total=total)
 
     def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        with session_scope(self.factory) as s:
-            repository.record_metrics(s, self.job_id, epoch, dict(metrics))
-            now = time.monotonic()
-            if now - self._last_write >= self.interval_s or epoch >= self.total_epochs:
-                self._last_write = now
-                progress = min(epoch / self.total_epochs, 1.0) * 0.95
-                repository.update_job(s, self.job_id, current=epoch, progress=progress)
+        if len(self._pending) == MAX_PENDING:
+            logger.warning("job=%d metric point %d dropped (buffer full)", self.job_id, epoch)
+        self._pending.append((epoch, dict(metrics)))
+        try:
+            with session_scope(self.factory) as s:
+                for step, values in self._pending:
+                    repository.record_metrics(s, self.job_id, step, values)
+                now = time.monotonic()
+                if now - self._last_write >= self.interval_s or epoch >= self.total_epochs:
+                    self._last_write = now
+                    progress = min(epoch / self.total_epochs, 1.0) * 0.95
+                    repository.update_job(s, self.job_id, current=epoch, progress=progress)
+        except (OperationalError, InterfaceError) as exc:  # unreachable: the next call retries
+            logger.warning(
+                "job=%d %d metric points kept for later: %s",
+                self.job_id,
+                len(self._pending),
+                str(exc).split("\n")[0],
+            )
+            return
+        self._pending.clear()
 
     def on_pool_scored(self, round: int, pool: Sequence[PoolEntry]) -> None:
         self._write_pool(round, pool)

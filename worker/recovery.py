@@ -12,7 +12,14 @@ message dies with the process. The database is the source of truth instead:
   one reaper wins) and enqueues them again, and the task resumes from the job's checkpoint;
   a lost ``cancelling`` job is simply marked ``cancelled``;
 * a task whose job is running on another worker with a fresh heartbeat drops the message
-  (``is_held_elsewhere``), so a late re-delivery never runs a job twice at once.
+  (``is_held_elsewhere``), so a late re-delivery never runs a job twice at once;
+* the same reaper re-sends the task of a job that stayed ``queued`` for ``requeue_after_s``
+  since its task was last sent (``job.enqueued_at``): its message may be gone (Redis restarted
+  without persistence, the API killed between its commit and its send, a re-queue while the
+  broker was down). A job only waiting behind others gets a duplicate message, which is
+  harmless (a task whose job is running elsewhere or finished is a no-op,
+  ``lifecycle.start_job``); the period doubles with each re-send (``job.resends``), up to 8x,
+  so a long wait costs a few messages.
 
 Safe with many workers (production) as long as ``stale_after_s`` is well above
 ``heartbeat_s``.
@@ -77,9 +84,44 @@ def requeue_stale_jobs() -> list[int]:
             elif repository.requeue_if_stale(s, job.id, before):
                 requeued.append((job.id, route))
     for job_id, (task, queue_name) in requeued:  # after the commit: no worker sees it running
-        broker.enqueue(task, job_id, queue_name)
         logger.warning("job=%d its worker is gone (no heartbeat); re-queued", job_id)
+        try:
+            broker.enqueue(task, job_id, queue_name)
+        except Exception as exc:  # broker down: resend_queued_jobs sends it later
+            logger.warning("job=%d re-queue not sent: %s: %s", job_id, type(exc).__name__, exc)
     return [job_id for job_id, _ in requeued]
+
+
+MAX_BACKOFF = 8  # the re-send period grows 1x, 2x, 4x, 8x, 8x, ...
+
+
+def resend_queued_jobs() -> list[int]:
+    """Send again the task of every job queued for ``requeue_after_s`` (times its back-off)
+    since its task was last sent; returns their ids. A failed send is retried next time."""
+    factory = session_factory(get_settings().resolved_database_url())
+    period = get_worker_settings().requeue_after_s
+    now = utcnow()
+    with factory() as s:
+        due = [
+            (job.id, job.resends, registry.kind_of(job))
+            for job in repository.unsent_jobs(s, now - timedelta(seconds=period))
+            if now - _aware(job.enqueued_at or job.updated_at)  # type: ignore[operator]
+            >= timedelta(seconds=period * min(2**job.resends, MAX_BACKOFF))
+        ]
+    resent = []
+    for job_id, resends, kind in due:
+        if kind.task is None:  # a sweep: no task of its own
+            continue
+        try:  # send, then record: a send lost in between is only a duplicate (a no-op)
+            broker.enqueue(kind.task, job_id, kind.queue)
+        except Exception as exc:
+            logger.warning("job=%d re-send failed: %s: %s", job_id, type(exc).__name__, exc)
+            continue
+        with session_scope(factory) as s:
+            repository.stamp_resend(s, job_id, resends)
+        logger.warning("job=%d queued for %.0f s since its last send; re-sent", job_id, period)
+        resent.append(job_id)
+    return resent
 
 
 class Heartbeat:
@@ -114,7 +156,8 @@ class Heartbeat:
 
 
 class Reaper:
-    """A worker-side thread that re-queues lost jobs at start and every ``stale_after_s / 2``."""
+    """A worker-side thread that re-queues lost jobs and re-sends the queued jobs whose
+    message may be lost, at start and every ``min(stale_after_s, requeue_after_s) / 2``."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()
@@ -127,12 +170,14 @@ class Reaper:
         self._stop.set()
 
     def _run(self) -> None:
-        every = max(get_worker_settings().stale_after_s / 2, 0.5)
+        ws = get_worker_settings()
+        every = max(min(ws.stale_after_s, ws.requeue_after_s) / 2, 0.5)
         while True:
-            try:
-                requeue_stale_jobs()
-            except Exception as exc:  # DB or broker down: try again next time
-                logger.warning("reaper: %s: %s", type(exc).__name__, exc)
+            for sweep in (requeue_stale_jobs, resend_queued_jobs):
+                try:
+                    sweep()
+                except Exception as exc:  # DB or broker down: try again next time
+                    logger.warning("reaper: %s: %s", type(exc).__name__, exc)
             if self._stop.wait(every):
                 return
 

@@ -9,14 +9,18 @@ and the state dict. Search and training *state* checkpoints add optimizer, sched
 states so a killed run resumes exactly.
 
 Writes go to a temporary file in the same folder, are fsync'ed, then ``os.replace``d over the
-target, so a crash leaves either the old or the new file, never half of one.
+target, so a crash leaves either the old or the new file, never half of one. A write that
+fails for want of space (``ENOSPC``, or torch's ``unexpected pos`` when its writer's writes
+fail) removes its temporary file and raises ``StorageFull`` naming the volume.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,9 +29,24 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from nao_core.errors import MissingData
+from nao_core.errors import MissingData, StorageFull
 
 FORMAT = "nao-checkpoint/1"
+NEARLY_FULL = 16 * 2**20  # bytes: less free than this after a failed write means "full"
+
+
+def _out_of_space(exc: BaseException, folder: Path, written: int) -> bool:
+    """True when ``exc`` comes from a full volume: ENOSPC, or a torch writer error (torch
+    reports a failed write as ``unexpected pos N vs M``) while the volume is nearly full."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not isinstance(exc, RuntimeError):
+        return False
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return False
+    return free < max(NEARLY_FULL, written)
 
 
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -39,9 +58,29 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = _out_of_space(exc, path.parent, _size(tmp))  # before the unlink frees space
         Path(tmp).unlink(missing_ok=True)
+        if full:
+            raise StorageFull(
+                f"no space left on the storage volume ({_free(path.parent)} free) "
+                f"writing {path}: {exc}"
+            ) from exc
         raise
+
+
+def _free(folder: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB"
+    except OSError:
+        return "? MiB"
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
