@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -38,14 +38,31 @@ _bearer = HTTPBearer(auto_error=False, description="an API token: `nao token cre
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def require_token(credentials: BearerDep, session: SessionDep) -> ApiToken:
-    if credentials is None or not credentials.credentials.strip():
+def _check(session: Session, token: str) -> ApiToken:
+    if not token:
         raise Unauthorized("missing bearer token")
-    row = verify_token(session, credentials.credentials.strip())
+    row = verify_token(session, token)  # every request: a revoked token is refused at once
     if row is None:
-        raise Unauthorized("invalid token")
+        raise Unauthorized("invalid or revoked token")
     session.commit()
     return row
 
 
+def require_token(credentials: BearerDep, session: SessionDep) -> ApiToken:
+    return _check(session, credentials.credentials.strip() if credentials else "")
+
+
 TokenDep = Annotated[ApiToken, Depends(require_token)]
+
+
+def require_read_token(request: Request, session: SessionDep) -> None:
+    """With ``NAO_PRIVATE_READS=true``, a read needs a token too. A router-wide dependency
+    (``api.main``), so it reads the header itself: the OpenAPI document keeps declaring the
+    token on the routes that always need it, and a write is checked by its own ``TokenDep``."""
+    if request.method not in ("GET", "HEAD") or not get_settings().private_reads:
+        return
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    _check(session, value.strip() if scheme.lower() == "bearer" else "")
+
+
+ReadAccess = Depends(require_read_token)

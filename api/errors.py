@@ -14,11 +14,13 @@ from jobs.errors import ServiceError
 class Unauthorized(ServiceError):
     status_code = 401
 
+    def headers(self) -> dict[str, str] | None:
+        return {"WWW-Authenticate": "Bearer"}
+
 
 async def handle_service_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers())
 
 
 class Problem(BaseModel):
@@ -28,10 +30,12 @@ class Problem(BaseModel):
 
 
 _MEANING = {
-    401: "Missing or invalid bearer token",
+    401: "Missing, invalid or revoked bearer token",
+    403: "The token neither created the job nor is an admin token",
     404: "No such id",
     409: "The job has already finished",
     416: "The range lies outside the file",
+    429: "The token holds NAO_MAX_ACTIVE_JOBS_PER_TOKEN jobs queued or running; see Retry-After",
     503: "The broker could not take the job; it is marked failed",
 }
 

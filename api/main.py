@@ -43,8 +43,10 @@ DB_RETRY_AFTER_S = 5  # the Retry-After of a 503 while the database does not ans
 DESCRIPTION = """Neural Architecture Optimization as a service: searches, trainings, evaluations
 and sweeps are jobs that GPU workers run; architectures come back ranked, with checkpoints.
 
-Reading needs no token. Creating, cancelling and downloading need a bearer token
-(`nao token create --name NAME`, or the one `nao up` printed): press **Authorize**."""
+Reading needs no token (unless the server sets `NAO_PRIVATE_READS=true`). Creating,
+cancelling and downloading need a bearer token (`nao token create --name NAME`, or the one
+`nao up` printed): press **Authorize**. A token cancels only the jobs it created, unless it is
+an admin token (`--admin`), and holds at most `NAO_MAX_ACTIVE_JOBS_PER_TOKEN` unfinished jobs."""
 
 
 class BodyLimit:
@@ -153,7 +155,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     url = settings.resolved_database_url()
     listener = None
-    if settings.read_cache and url.startswith("postgresql"):
+    # Private reads check a token on every request: a cached answer would skip the check.
+    if settings.read_cache and not settings.private_reads and url.startswith("postgresql"):
         listener = ChangeListener(url, app.state.read_cache)
         listener.start()
     try:

@@ -5,7 +5,8 @@ nao up [--home DIR] [--port N]     embedded service: SQLite + local broker, API 
 nao api [--port N] [--workers N]   the API alone under uvicorn (production; NAO_API_WORKERS)
 nao worker [--gpus 0,1]            Celery worker(s): one process per GPU, or one on the CPU
 nao migrate [up|down]              Alembic upgrade head / downgrade base
-nao token create --name NAME       create an API token; it is printed once
+nao token create --name N [--admin] create an API token; it is printed once
+nao token list | revoke ID|NAME    the tokens (never their secrets); refuse one from now on
 nao bench api [--json OUT]         GET /architectures and POST /searches latency/throughput
 """
 
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,8 +51,42 @@ def _token(args: argparse.Namespace) -> int:
     from store.tokens import create_token
 
     with session_scope(session_factory(_settings().resolved_database_url())) as s:
-        token = create_token(s, args.name)
+        token = create_token(s, args.name, admin=args.admin)
     print(token)
+    return 0
+
+
+def _token_list(_args: argparse.Namespace) -> int:
+    from store.db import session_factory
+    from store.tokens import list_tokens
+
+    def when(t: datetime | None) -> str:
+        return t.strftime("%Y-%m-%d %H:%M") if t else "-"
+
+    with session_factory(_settings().resolved_database_url())() as s:
+        rows = [
+            (str(t.id), t.name, t.role, when(t.created_at), when(t.last_used_at),
+             when(t.revoked_at))
+            for t in list_tokens(s)
+        ]  # fmt: skip
+    head = ("id", "name", "role", "created", "last used", "revoked")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    for row in [head, *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from store.db import session_factory, session_scope
+    from store.tokens import TokenNotFound, revoke_token
+
+    try:
+        with session_scope(session_factory(_settings().resolved_database_url())) as s:
+            row = revoke_token(s, args.token)
+            name, token_id = row.name, row.id
+    except TokenNotFound as exc:
+        return report_error(str(exc))
+    print(f"revoked token {token_id} ({name}): it is refused from its next request")
     return 0
 
 
@@ -142,7 +178,7 @@ def _up(args: argparse.Namespace) -> int:
     upgrade(settings.resolved_database_url())
     with session_scope(session_factory(settings.resolved_database_url())) as s:
         if not has_tokens(s):
-            token = create_token(s, "embedded")
+            token = create_token(s, "embedded", admin=True)  # the operator's own
             print(f"API token (shown once, also saved to {home / 'token'}): {token}", flush=True)
             (home / "token").write_text(token + "\n")
             (home / "token").chmod(0o600)
@@ -231,7 +267,18 @@ def _add_admin_commands(sub: argparse._SubParsersAction) -> None:
     t = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
     c = t.add_parser("create", help="create an API token; it is printed once")
     c.add_argument("--name", required=True, help="what the token is for, e.g. ci or alice")
+    c.add_argument(
+        "--admin",
+        action="store_true",
+        help="cancel any job and hold any number (default: only its own jobs, at most "
+        "NAO_MAX_ACTIVE_JOBS_PER_TOKEN of them unfinished)",
+    )
     c.set_defaults(func=_token)
+    ls = t.add_parser("list", help="every token: id, name, role, created, last used, revoked")
+    ls.set_defaults(func=_token_list)
+    r = t.add_parser("revoke", help="refuse a token from its next request on")
+    r.add_argument("token", metavar="ID|NAME", help="the token's id, or its name if unique")
+    r.set_defaults(func=_token_revoke)
 
 
 def _add_service_benches(bench: argparse._SubParsersAction) -> None:

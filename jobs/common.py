@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from jobs import owner
 from jobs.errors import InvalidInput, Unavailable
 from nao_core import catalog
 from nao_core.config import (
@@ -123,7 +124,9 @@ def check_override_keys(overrides: dict[str, Any], reserved: set[str]) -> None:
 
 def submit(session: Session, job: Job, task: str, queue: str) -> Job:
     """Commit the job, then send ``task(job.id)`` to ``queue``; a broker that cannot take it
-    fails the job at once (it must not stay queued forever) and answers 503."""
+    fails the job at once (it must not stay queued forever) and answers 503. A token at its
+    cap of unfinished jobs is refused first (429, ``jobs.owner``)."""
+    owner.check_capacity(session, job.created_by)
     session.add(job)
     session.commit()
     try:

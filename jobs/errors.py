@@ -16,9 +16,32 @@ class ServiceError(Exception):
     def body(self) -> dict[str, object]:
         return {"detail": self.message}
 
+    def headers(self) -> dict[str, str] | None:
+        """HTTP headers the answer carries (``Retry-After``, ``WWW-Authenticate``)."""
+        return None
+
 
 class NotFound(ServiceError):
     status_code = 404
+
+
+class Forbidden(ServiceError):
+    """The caller's token may not do this to this job (not its owner, not an admin)."""
+
+    status_code = 403
+
+
+class TooManyJobs(ServiceError):
+    """The caller's token holds as many queued and running jobs as it may."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class Conflict(ServiceError):

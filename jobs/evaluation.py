@@ -19,7 +19,7 @@ class Evaluation(Kind):
     task = "nao.eval.checkpoint"
     runner = "worker.evaluation"
 
-    def create(self, session: Session, body: EvaluationCreate) -> Job:
+    def create(self, session: Session, body: EvaluationCreate, owner_id: int | None) -> Job:
         ckpt = repository.get_checkpoint(session, body.checkpoint_id)
         if ckpt is None:
             raise NotFound(f"checkpoint {body.checkpoint_id} not found")
@@ -36,6 +36,7 @@ class Evaluation(Kind):
             dataset=dataset,
             config={"checkpoint_id": ckpt.id, "split": body.split},
             request=body.model_dump(),
+            created_by=owner_id,
             checkpoint_id=ckpt.id,
             architecture_id=ckpt.architecture_id,
         )

@@ -36,8 +36,9 @@ class Kind:
         """Kinds that share an endpoint (the searches): True when this kind takes ``body``."""
         return False
 
-    def create(self, session: Session, body: Any) -> Job:
-        """Validate ``body`` into a job row, commit it and send its task."""
+    def create(self, session: Session, body: Any, owner_id: int | None) -> Job:
+        """Validate ``body`` into a job row owned by the token ``owner_id`` (None: no owner;
+        only an admin cancels it), commit it and send its task."""
         raise NotImplementedError
 
     def cancel(self, session: Session, job: Job) -> Job:

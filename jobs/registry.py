@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from jobs import common
+from jobs import common, owner
 from jobs.errors import NotFound
 from jobs.evaluation import Evaluation
 from jobs.kind import Kind
@@ -53,22 +53,26 @@ def runners() -> list[str]:
     return sorted({k.runner for k in KINDS if k.runner})
 
 
-def create_search(session: Session, body: SearchCreate) -> Job:
+def create_search(session: Session, body: SearchCreate, owner_id: int | None) -> Job:
+    """A search of the kind that accepts ``body``, owned by the token ``owner_id``."""
     common.check_space(body.space)
     for kind in KINDS:
         if kind.row_kind == JobKind.SEARCH and kind.accepts(body):
-            return kind.create(session, body)
+            return kind.create(session, body, owner_id)
     raise AssertionError("the weight-sharing search accepts every search")
 
 
-def create(session: Session, name: str, body: Any) -> Job:
-    return get(name).create(session, body)
+def create(session: Session, name: str, body: Any, owner_id: int | None) -> Job:
+    """A job of kind ``name``, owned by the token ``owner_id`` (``Kind.create``)."""
+    return get(name).create(session, body, owner_id)
 
 
-def cancel(session: Session, job_id: int) -> Job:
+def cancel(session: Session, job_id: int, caller_id: int) -> Job:
+    """Cancel the job if the token ``caller_id`` owns it or is an admin (else 403)."""
     job = repository.get_job(session, job_id, lock=True)
     if job is None:
         raise NotFound(f"job {job_id} not found")
+    owner.check_owner(session, job, caller_id, "cancel")
     return kind_of(job).cancel(session, job)
 
 

@@ -38,7 +38,7 @@ class NoWeightSharingSearch(Kind):
     def accepts(self, body: SearchCreate) -> bool:
         return body.method == "nao"
 
-    def create(self, session: Session, body: SearchCreate) -> Job:
+    def create(self, session: Session, body: SearchCreate, owner_id: int | None) -> Job:
         body = check_trained_search(body)
         common.check_runnable(body.space, SPACES, "search without weight sharing")
         rnn = body.space == "rnn"
@@ -66,6 +66,7 @@ class NoWeightSharingSearch(Kind):
                 "max_gpu_hours": body.max_gpu_hours,
             },
             request=body.model_dump(),
+            created_by=owner_id,
         )
         return common.submit(session, job, PLAN, self.queue)
 

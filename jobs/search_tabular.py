@@ -130,7 +130,7 @@ class TabularSearch(Kind):
     def accepts(self, body: SearchCreate) -> bool:
         return body.space in SPACES  # before method "nao": NAO over the table
 
-    def create(self, session: Session, body: SearchCreate) -> Job:
+    def create(self, session: Session, body: SearchCreate, owner_id: int | None) -> Job:
         method = body.method or "nao"
         if method not in METHODS:
             raise InvalidInput(
@@ -172,6 +172,7 @@ class TabularSearch(Kind):
                 "strategy_config": to_dict(cfg) if cfg is not None else None,
             },
             request=body.model_dump(),
+            created_by=owner_id,
             total=budget,
         )
         return common.submit(session, job, TASK, self.queue)

@@ -47,7 +47,7 @@ class WeightSharingSearch(Kind):
     def accepts(self, body: SearchCreate) -> bool:
         return True  # the registry asks it last: it names the methods a space takes
 
-    def create(self, session: Session, body: SearchCreate) -> Job:
+    def create(self, session: Session, body: SearchCreate, owner_id: int | None) -> Job:
         body = check_trained_search(body)
         if body.max_parallel is not None or body.max_gpu_hours is not None:
             raise InvalidInput("method", "max_parallel and max_gpu_hours need method 'nao'")
@@ -64,6 +64,7 @@ class WeightSharingSearch(Kind):
             preset=body.preset,
             config=to_dict(cfg),
             request=body.model_dump(),
+            created_by=owner_id,
         )
         assert self.task is not None
         return common.submit(session, job, self.task, self.queue)

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jobs import common
+from jobs import common, owner
 from jobs.errors import Conflict, InvalidInput, NotFound
 from jobs.kind import Kind
 from jobs.requests import SweepCreate, TrainingCreate
@@ -53,18 +53,22 @@ class Sweep(Kind):
     row_kind = JobKind.SWEEP
     resumable = False  # no task of its own: its runs are trainings
 
-    def create(self, session: Session, body: SweepCreate) -> Job:
-        return create_sweep(session, body)
+    def create(self, session: Session, body: SweepCreate, owner_id: int | None) -> Job:
+        return create_sweep(session, body, owner_id)
 
     def cancel(self, session: Session, job: Job) -> Job:
         session.rollback()  # cancel_sweep takes its locks in its own order
         return cancel_sweep(session, job.id)
 
 
-def create_sweep(session: Session, body: SweepCreate) -> Job:
+def create_sweep(session: Session, body: SweepCreate, owner_id: int | None) -> Job:
+    """The sweep and its runs, all owned by the token ``owner_id``, which must own the search
+    (or be an admin) and have room under its cap for every run."""
     search = repository.get_job(session, body.search_id)
     if search is None or search.kind != JobKind.SEARCH:
         raise NotFound(f"search {body.search_id} not found")
+    if owner_id is not None:
+        owner.check_owner(session, search, owner_id, "start a sweep on")
     if search.status != JobStatus.SUCCEEDED:
         raise InvalidInput("search_id", f"search {search.id} is {search.status}, not succeeded")
     points = _grid_points(body.grid)
@@ -76,6 +80,7 @@ def create_sweep(session: Session, body: SweepCreate) -> Job:
     base = common.apply(common.preset("train", body.preset), body.overrides, "overrides")
     for point in points:  # every point valid before anything is queued
         common.apply(base, dict(point), "overrides")
+    owner.check_capacity(session, owner_id, len(points) * len(archs))  # all runs, or none
     runs = []
     for arch in archs:
         for point in points:
@@ -90,6 +95,7 @@ def create_sweep(session: Session, body: SweepCreate) -> Job:
                     overrides={**body.overrides, **point},
                     dataset=body.dataset or arch.dataset,
                 ),
+                owner_id,
             )
             runs.append({"job_id": child.id, "architecture_id": arch.id, "overrides": point})
     sweep = Job(
@@ -100,6 +106,7 @@ def create_sweep(session: Session, body: SweepCreate) -> Job:
         preset=body.preset,
         config={"search_id": search.id, "top_k": body.top_k, "grid": body.grid, "runs": runs},
         request=body.model_dump(),
+        created_by=owner_id,
         started_at=utcnow(),
     )
     session.add(sweep)
@@ -151,11 +158,15 @@ def get_sweep(session: Session, sweep_id: int) -> tuple[Job, list[dict[str, Any]
     return sweep, runs
 
 
-def cancel_sweep(session: Session, sweep_id: int) -> Job:
-    """Cancel every unfinished run of the sweep, then the sweep; finished runs keep results."""
+def cancel_sweep(session: Session, sweep_id: int, caller_id: int | None = None) -> Job:
+    """Cancel every unfinished run of the sweep, then the sweep; finished runs keep results.
+    ``caller_id``: the token asking, which must own the sweep or be an admin (None: the
+    caller has checked, as ``registry.cancel`` does)."""
     sweep = repository.get_job(session, sweep_id, lock=True)
     if sweep is None or sweep.kind != JobKind.SWEEP:
         raise NotFound(f"sweep {sweep_id} not found")
+    if caller_id is not None:
+        owner.check_owner(session, sweep, caller_id, "cancel")
     if repository.is_finished(sweep.status):
         raise Conflict(f"sweep {sweep_id} is already {sweep.status}")
     ids = [r["job_id"] for r in sweep.config["runs"]]

@@ -28,7 +28,7 @@ class Training(Kind):
     task = "nao.train.final"
     runner = "worker.training"
 
-    def create(self, session: Session, body: TrainingCreate) -> Job:
+    def create(self, session: Session, body: TrainingCreate, owner_id: int | None) -> Job:
         arch_row = None
         if body.architecture_id is not None:
             arch_row = repository.get_architecture(session, body.architecture_id)
@@ -66,6 +66,7 @@ class Training(Kind):
             preset=body.preset,
             config={"space": space, "arch": arch, "train": to_dict(cfg)},
             request=body.model_dump(),
+            created_by=owner_id,
             architecture_id=arch_row.id if arch_row else None,
         )
         return common.submit(session, job, self.task, self.queue)

@@ -95,6 +95,10 @@ class Job(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(255))
+    # The token that created the job: its owner, who may cancel it (besides an admin token).
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("api_token.id", ondelete="SET NULL"), index=True
+    )
     architecture_id: Mapped[int | None] = mapped_column(
         ForeignKey("architecture.id", ondelete="SET NULL", use_alter=True)
     )
@@ -195,11 +199,18 @@ class Checkpoint(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class TokenRole(StrEnum):
+    USER = "user"  # cancels its own jobs, within NAO_MAX_ACTIVE_JOBS_PER_TOKEN
+    ADMIN = "admin"  # cancels any job; no cap
+
+
 class ApiToken(Base):
     __tablename__ = "api_token"
 
     id: Mapped[int] = mapped_column(_Id, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16), default=TokenRole.USER, server_default="user")
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # refused from then on
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

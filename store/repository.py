@@ -14,6 +14,7 @@ from store.models import (
     Architecture,
     Checkpoint,
     Job,
+    JobKind,
     JobStatus,
     Metric,
     PoolRound,
@@ -39,6 +40,15 @@ def list_jobs(
     count = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.scalars(stmt.order_by(Job.id.desc()).limit(limit).offset(offset)).all()
     return rows, count
+
+
+def count_unfinished_jobs(session: Session, owner_id: int) -> int:
+    """Jobs of the token ``owner_id`` that are queued, running or cancelling. Sweeps are not
+    counted: their runs are (they are trainings of their own)."""
+    stmt = select(func.count()).where(
+        Job.created_by == owner_id, Job.status.not_in(FINISHED), Job.kind != JobKind.SWEEP
+    )
+    return session.scalar(stmt) or 0
 
 
 def get_job_status(session: Session, job_id: int) -> str | None:

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)  # Postgres connections kept per process
     db_max_overflow: int = Field(default=5, ge=0)  # and opened beyond them under load
     read_cache: bool = True  # cached GET /architectures on Postgres (api.readcache)
+    private_reads: bool = False  # every read endpoint needs a token too (the cache is then off)
+    max_active_jobs_per_token: int = Field(default=20, ge=1)  # queued + running; admins exempt
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'nao.sqlite'}"

@@ -55,11 +55,13 @@ def client(pg_service: dict[str, str]) -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def token(pg_service: dict[str, str]) -> str:
+    """An admin token: it acts on jobs the factories made without an owner, with no cap
+    (tests/api/test_token_ownership.py tests the users' limits)."""
     from store.db import session_factory, session_scope
     from store.tokens import create_token
 
     with session_scope(session_factory(pg_service["NAO_DATABASE_URL"])) as s:
-        return create_token(s, "tests")
+        return create_token(s, "tests", admin=True)
 
 
 @pytest.fixture(scope="module")

@@ -63,8 +63,12 @@ function errorText(body, status) {
   return `HTTP ${status}`;
 }
 
+// Reads carry the saved token too: a server with NAO_PRIVATE_READS=true asks for it.
+function readHeaders() { return token() ? { Authorization: `Bearer ${token()}` } : {}; }
+
 async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  const headers = { ...readHeaders(), ...(options.headers || {}) };
+  const response = await fetch(path, { ...options, headers });
   const text = await response.text();
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch { body = text; }
@@ -167,7 +171,8 @@ function every(fn) {  // refresh the current view while the page shows it
 }
 
 async function inlineDrawing(archId, cls) {
-  const svg = await fetch(`/architectures/${archId}/drawing.svg?inline=true`).then((r) => r.text());
+  const url = `/architectures/${archId}/drawing.svg?inline=true`;
+  const svg = await fetch(url, { headers: readHeaders() }).then((r) => r.text());
   const box = h("div", { class: cls, "data-architecture": archId });
   box.innerHTML = svg;  // our own server's SVG: no scripts, no external references
   return box;

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from api.deps import MAX_ID, Id, SessionDep
+from api.deps import MAX_ID, Id, ReadAccess, SessionDep
 from api.errors import responses
 from api.present import architecture_public, job_public
 from api.readcache import ReadCache
@@ -23,7 +23,7 @@ from jobs.errors import NotFound
 from nao_core.draw import draw_svg
 from store import repository, summaries
 
-router = APIRouter(tags=["architectures"])
+router = APIRouter(tags=["architectures"], dependencies=[ReadAccess])
 
 
 @router.get("/architectures", response_model=ArchitecturesPublic)

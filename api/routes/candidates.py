@@ -6,11 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import Id, SessionDep
+from api.deps import Id, ReadAccess, SessionDep
 from api.errors import responses
 from jobs.search_nows import get_round_progress
 
-router = APIRouter()
+router = APIRouter(dependencies=[ReadAccess])
 
 
 @router.get("/searches/{job_id}/candidates", tags=["searches"], responses=responses(404))

@@ -7,7 +7,7 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from api.deps import Id, SessionDep, SettingsDep, TokenDep
+from api.deps import Id, ReadAccess, SessionDep, SettingsDep, TokenDep
 from api.errors import responses
 from api.present import checkpoint_public
 from api.schemas import CheckpointPublic
@@ -15,7 +15,7 @@ from jobs.errors import NotFound
 from store import repository
 from store.storage import DirectoryStorage
 
-router = APIRouter(tags=["checkpoints"])
+router = APIRouter(tags=["checkpoints"], dependencies=[ReadAccess])
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from api.deps import Id, SessionDep
+from api.deps import Id, ReadAccess, SessionDep
 from api.errors import responses
 from api.schemas import (
     CalibrationPointPublic,
@@ -42,7 +42,7 @@ from nao_core.ranking import rank_agreement
 from store import repository
 from store.models import JobKind
 
-router = APIRouter(tags=["searches"])
+router = APIRouter(tags=["searches"], dependencies=[ReadAccess])
 
 # An architecture's score is its best source's; the top ranks trained scores above the rest.
 _SOURCES = ("trained", "tabular", "supernet", "predictor")

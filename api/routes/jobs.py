@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
-from api.deps import Id, SessionDep, TokenDep
+from api.deps import Id, ReadAccess, SessionDep, TokenDep
 from api.errors import responses
 from api.present import job_public
 from api.schemas import (
@@ -24,7 +24,7 @@ from jobs.requests import EvaluationCreate, SearchCreate, TrainingCreate
 from store import repository, summaries
 from store.models import Job, JobKind
 
-router = APIRouter()
+router = APIRouter(dependencies=[ReadAccess])  # reads: NAO_PRIVATE_READS
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
@@ -55,27 +55,29 @@ def _accepted(job: Job, response: Response) -> JobPublic:
     return out
 
 
-@router.post("/searches", status_code=202, tags=["searches"], responses=responses(401, 503))
+@router.post("/searches", status_code=202, tags=["searches"], responses=responses(401, 429, 503))
 def create_search(
-    body: SearchCreate, session: SessionDep, _t: TokenDep, response: Response
+    body: SearchCreate, session: SessionDep, token: TokenDep, response: Response
 ) -> JobPublic:
-    return _accepted(registry.create_search(session, body), response)
-
-
-@router.post("/trainings", status_code=202, tags=["trainings"], responses=responses(401, 404, 503))
-def create_training(
-    body: TrainingCreate, session: SessionDep, _t: TokenDep, response: Response
-) -> JobPublic:
-    return _accepted(registry.create(session, "train", body), response)
+    return _accepted(registry.create_search(session, body, token.id), response)
 
 
 @router.post(
-    "/evaluations", status_code=202, tags=["evaluations"], responses=responses(401, 404, 503)
+    "/trainings", status_code=202, tags=["trainings"], responses=responses(401, 404, 429, 503)
+)
+def create_training(
+    body: TrainingCreate, session: SessionDep, token: TokenDep, response: Response
+) -> JobPublic:
+    return _accepted(registry.create(session, "train", body, token.id), response)
+
+
+@router.post(
+    "/evaluations", status_code=202, tags=["evaluations"], responses=responses(401, 404, 429, 503)
 )
 def create_evaluation(
-    body: EvaluationCreate, session: SessionDep, _t: TokenDep, response: Response
+    body: EvaluationCreate, session: SessionDep, token: TokenDep, response: Response
 ) -> JobPublic:
-    return _accepted(registry.create(session, "eval", body), response)
+    return _accepted(registry.create(session, "eval", body, token.id), response)
 
 
 def _register(path: str, kind: JobKind | None, tag: str) -> None:
@@ -93,9 +95,9 @@ def _register(path: str, kind: JobKind | None, tag: str) -> None:
     def get(job_id: Id, session: SessionDep) -> JobPublic:
         return _public(session, _load(session, job_id, kind))
 
-    def cancel(job_id: Id, session: SessionDep, _t: TokenDep) -> JobPublic:
+    def cancel(job_id: Id, session: SessionDep, token: TokenDep) -> JobPublic:
         _load(session, job_id, kind)
-        return _public(session, registry.cancel(session, job_id))
+        return _public(session, registry.cancel(session, job_id, token.id))
 
     router.add_api_route(f"/{path}", list_, methods=["GET"], tags=[tag], name=f"list_{path}")
     router.add_api_route(
@@ -112,7 +114,7 @@ def _register(path: str, kind: JobKind | None, tag: str) -> None:
         methods=["POST"],
         tags=[tag],
         name=f"cancel_{path}",
-        responses=responses(401, 404, 409),
+        responses=responses(401, 403, 404, 409),
     )
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.deps import ReadAccess
 from nao_core.config import DATASET_NAMES
 from nao_core.presets import list_presets
 from nao_core.search_space import list_search_spaces
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], dependencies=[ReadAccess])
 
 
 @router.get("/catalog")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
-from api.deps import Id, SessionDep, TokenDep
+from api.deps import Id, ReadAccess, SessionDep, TokenDep
 from api.errors import responses
 from api.schemas import SweepPublic, SweepRunPublic
 from jobs import registry, sweep
 from jobs.requests import SweepCreate
 
-router = APIRouter()
+router = APIRouter(dependencies=[ReadAccess])
 
 
 def _public(session: Session, sweep_id: int) -> SweepPublic:
@@ -27,11 +27,14 @@ def _public(session: Session, sweep_id: int) -> SweepPublic:
     )
 
 
-@router.post("/sweeps", status_code=202, tags=["sweeps"], responses=responses(401, 404, 503))
+@router.post(
+    "/sweeps", status_code=202, tags=["sweeps"], responses=responses(401, 403, 404, 429, 503)
+)
 def create_sweep(
-    body: SweepCreate, session: SessionDep, _t: TokenDep, response: Response
+    body: SweepCreate, session: SessionDep, token: TokenDep, response: Response
 ) -> SweepPublic:
-    job = registry.create(session, "sweep", body)
+    """Only the search's owner or an admin token starts a sweep on it."""
+    job = registry.create(session, "sweep", body, token.id)
     response.headers["Location"] = f"/sweeps/{job.id}"
     return _public(session, job.id)
 
@@ -42,8 +45,8 @@ def get_sweep(sweep_id: Id, session: SessionDep) -> SweepPublic:
     return _public(session, sweep_id)
 
 
-@router.post("/sweeps/{sweep_id}/cancel", tags=["sweeps"], responses=responses(401, 404, 409))
-def cancel_sweep(sweep_id: Id, session: SessionDep, _t: TokenDep) -> SweepPublic:
+@router.post("/sweeps/{sweep_id}/cancel", tags=["sweeps"], responses=responses(401, 403, 404, 409))
+def cancel_sweep(sweep_id: Id, session: SessionDep, token: TokenDep) -> SweepPublic:
     """Cancel every run not yet finished; finished runs keep their results and ranks."""
-    sweep.cancel_sweep(session, sweep_id)
+    sweep.cancel_sweep(session, sweep_id, token.id)
     return _public(session, sweep_id)

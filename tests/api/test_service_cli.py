@@ -38,6 +38,44 @@ def test_migrate_then_token_create_prints_it_once_and_stores_a_hash(tmp_path: Pa
         assert verify_token(s, token + "x") is None
 
 
+def test_token_create_list_and_revoke_through_the_cli(tmp_path: Path) -> None:
+    """The real ``nao`` command: roles, the table (never a secret), revoking by name and id;
+    a revoked token no longer verifies."""
+    env = {**os.environ, "NAO_HOME": str(tmp_path), "NAO_DATABASE_URL": ""}
+
+    def nao(*argv: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "cli.main", *argv]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+
+    assert nao("migrate").returncode == 0
+    alice = nao("token", "create", "--name", "alice").stdout.strip()
+    ops = nao("token", "create", "--name", "ops", "--admin").stdout.strip()
+    listed = nao("token", "list")
+    assert listed.returncode == 0
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["id", "name", "role", "created", "last", "used", "revoked"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        ["1", "alice", "user"],
+        ["2", "ops", "admin"],
+    ]
+    assert alice not in listed.stdout
+    assert ops not in listed.stdout
+    assert hash_token(alice) not in listed.stdout
+    revoked = nao("token", "revoke", "alice")
+    assert revoked.returncode == 0
+    assert revoked.stdout == "revoked token 1 (alice): it is refused from its next request\n"
+    again = nao("token", "revoke", "alice")  # by name: only tokens not yet revoked answer
+    assert (again.returncode, again.stderr) == (2, "nao: error: no active token named 'alice'\n")
+    missing = nao("token", "revoke", "42")
+    assert (missing.returncode, missing.stderr) == (2, "nao: error: no token with id 42\n")
+    assert nao("token", "revoke", "2").returncode == 0
+    rows = [line.split() for line in nao("token", "list").stdout.splitlines()[1:]]
+    assert [(len(r), r[-2] != "-") for r in rows] == [(8, True)] * 2  # never used; revoked
+    with session_factory(f"sqlite:///{tmp_path / 'nao.sqlite'}")() as s:
+        assert verify_token(s, alice) is None
+        assert verify_token(s, ops) is None
+
+
 def test_other_commands_go_to_nao_core(capsys) -> None:
     assert main(["spaces"]) == 0
     assert "cnn" in capsys.readouterr().out
@@ -66,6 +104,7 @@ COMMANDS = [
     "spaces", "arch", "draw", "presets", "data list", "data install", "bench nb201",
     "bench controller", "bench supernet", "bench rnn", "bench quality", "bench nows", "bench api",
     "bench dashboard", "search", "train", "eval", "up", "api", "worker", "migrate", "token create",
+    "token list", "token revoke",
 ]  # fmt: skip
 
 
