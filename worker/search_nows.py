@@ -9,7 +9,10 @@ Three thin tasks drive ``nao_core.search.nows`` over the job's run folder:
   ``score_trained``) as soon as it is known, dispatches the next pending candidate and, when it
   is the round's last, sends the round's controller step;
 * ``nao.search.round(job_id, round)`` records the round's scores, fits the controller and
-  proposes the next round (new rows, dispatched), or finishes the job.
+  proposes the next round (new rows, dispatched), or finishes the job. It also writes what
+  the controller learned: the round's candidates as evaluation point ``round + 1``
+  (``pool_round``: the prediction each proposal was made with vs its trained score) and
+  the proposals' step sizes on their architecture rows.
 
 Instead of a Celery chord (which needs a result backend and hangs on a lost chord member),
 the gather is the database: every candidate's completion and the round check happen under
@@ -342,6 +345,7 @@ def close_round(self: Task, job_id: int, round: int) -> str:
         locked = repository.get_job(s, job_id, lock=True)
         if locked is None or locked.status != JobStatus.RUNNING or locked.rounds != round:
             return "skipped"  # a duplicate round message, or cancelled meanwhile
+        _record_round(s, locked, search, round)
         best = max(scores.values(), default=None)
         if best is not None:
             repository.record_metrics(s, job_id, round + 1, {"pool_best": float(best)})
@@ -353,6 +357,18 @@ def close_round(self: Task, job_id: int, round: int) -> str:
             _open_round(s, locked, search.round, search.plan_round())
             logger.info("job=%d round=%d opened", job_id, search.round)
     return "closed"
+
+
+def _record_round(s: Session, job: Job, search: Any, round: int) -> None:
+    """What the controller learned from ``round``: its candidates' predictions vs trained
+    scores as evaluation point ``round + 1`` (``pool_round``), and each proposal's step size
+    on its architecture row (the candidate rows have no column for it). Idempotent."""
+    from worker.progress import pool_rows
+
+    repository.record_pool_round(s, job.id, round + 1, search.round_points(round))
+    proposals = [e for e in search.round_entries(round) if e.step_size is not None]
+    if proposals:  # their scores are "trained": these rows only add the step size
+        repository.upsert_architectures(s, job, pool_rows(search.space, proposals))
 
 
 def _result(search: Any, hours: float) -> dict[str, Any]:

@@ -7,6 +7,17 @@ a ``TabularEvaluator`` through ``_Recorder``, which every ``FLUSH_EVERY`` querie
 records the ``best_signal`` series (step = queries), updates progress and reads the job's
 status, stopping the search once it is ``cancelling``.
 
+What the controller learned (``nao`` only; the recorder is the strategy's ``RoundObserver``):
+an architecture's ``pool_id`` is its query number (1-based) and its ``round`` the strategy's
+round that queried it (0 = the random initial pool, r = round r's proposals and random
+fill-ins); a proposal also gets ``parent_id`` (the seed's query number) and ``step_size``.
+The tabular search has no standing pool, so its evaluation point r + 1 (a ``pool_round``
+row per architecture, as NAO-WS numbers them: point 1 before any fit) is what round r queried:
+``measured`` = the table's signal, ``predicted`` = the controller's prediction when it
+proposed the architecture (None for random ones). The calibration of point r + 1 thus
+compares round r's controller with the table on its own proposals, and the lineage join
+(point = round + 1) finds each proposal's prediction.
+
 A run is deterministic from its seed, so a re-delivered task simply runs again: rows are
 upserts by (job, canonical hash) and metrics by (job, name, step), nothing is duplicated.
 """
@@ -51,7 +62,8 @@ def _evaluator(name: str, signal: str) -> Any:
 
 
 class _Recorder:
-    """An evaluator over the table that writes what the strategy queries as it goes."""
+    """An evaluator over the table that writes what the strategy queries as it goes, and the
+    ``RoundObserver`` of ``nao`` (see the module docstring)."""
 
     def __init__(
         self, inner: Any, factory: sessionmaker[Session], job_id: int, budget: int
@@ -63,20 +75,36 @@ class _Recorder:
         self.best: tuple[float, Any] | None = None
         self._rows: list[dict[str, Any]] = []
         self._metrics: dict[int, float] = {}
+        self._points: dict[int, list[dict[str, Any]]] = {}  # evaluation point -> pool_round rows
         self._last = time.monotonic()
+        self.round, self.observed = 0, False  # observed: the strategy reports its rounds
+        self._proposed: dict[str, Any] = {}  # canonical hash -> this round's RoundProposal
+
+    def on_round(self, round: int, proposals: Any) -> None:
+        self.round, self.observed = round, True
+        self._proposed = {self.space.canonical_hash(p.arch): p for p in proposals}
 
     def evaluate(self, arch: Any) -> float:
         score = float(self.inner.evaluate(arch))
         self.queries += 1
+        key = self.space.canonical_hash(arch)
+        proposal = self._proposed.get(key)
         self._rows.append(
             {
                 "arch": self.space.to_str(arch),
-                "canonical_hash": self.space.canonical_hash(arch),
+                "canonical_hash": key,
                 "pool_id": self.queries,
-                "round": 0,
+                "round": self.round,
+                "parent_id": None if proposal is None else proposal.parent + 1,
+                "step_size": None if proposal is None else proposal.step_size,
                 "score_tabular": score,
             }
         )
+        if self.observed:  # a nao run: its rounds are evaluation points
+            predicted = None if proposal is None else proposal.predicted
+            self._points.setdefault(self.round + 1, []).append(
+                {"pool_id": self.queries, "predicted": predicted, "measured": score}
+            )
         if self.best is None or score > self.best[0]:
             self.best = (score, arch)
             self._metrics[self.queries] = score
@@ -95,6 +123,8 @@ class _Recorder:
             assert job is not None
             if self._rows:
                 repository.upsert_architectures(s, job, self._rows)
+            for point, rows in self._points.items():
+                repository.record_pool_round(s, self.job_id, point, rows)
             for step, value in self._metrics.items():
                 repository.record_metrics(s, self.job_id, step, {"best_signal": value})
             progress = min(self.queries / max(self.budget, 1), 1.0) * 0.99
@@ -102,7 +132,7 @@ class _Recorder:
                 s, self.job_id, current=self.queries, total=self.budget, progress=progress
             )
             status = job.status
-        self._rows, self._metrics = [], {}
+        self._rows, self._metrics, self._points = [], {}, {}
         if status in (JobStatus.CANCELLING, JobStatus.CANCELLED):
             raise _Stopped
 
@@ -126,8 +156,10 @@ def _search(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
         repository.update_job(s, job.id, phase="queries", total=budget, current=0)
     recorder = _Recorder(table, factory, job.id, budget)
     strategy = create_strategy(method)
+    hooks: dict[str, Any] = {"observer": recorder} if method == "nao" else {}  # its rounds
+    strategy_cfg = _strategy_config(method, cfg["strategy_config"])
     try:
-        oracle = strategy(recorder, budget, seed, _strategy_config(method, cfg["strategy_config"]))
+        oracle = strategy(recorder, budget, seed, strategy_cfg, **hooks)
     except _Stopped:
         logger.info("job=%d cancelled after %d queries", job.id, recorder.queries)
         return JobStatus.CANCELLED, None

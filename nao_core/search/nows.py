@@ -26,6 +26,11 @@ Decisions:
    perplexity; their score is its negative (higher is better everywhere).
 4. ``finish_round`` is keyed by the round number and the state is written atomically at the
    end, so a repeated or interrupted call re-does the same step and reaches the same state.
+5. What the controller learned: each proposal keeps its step size and the prediction the
+   controller made when it proposed it (``PoolEntry.step_size``, ``predicted``; None for the
+   random initial pool). The pool accumulates, so a round's evaluation point r + 1 (as NAO-WS
+   numbers them) is the candidates of round r: ``round_points(r)`` pairs each one's
+   prediction with its trained score. State files written before these fields load with None.
 
 Files in the run folder: ``config.json``, ``state.pt`` (pool, round, controller, RNGs),
 ``candidates/<id>/`` (a ``run_train`` folder plus ``scores.json`` and ``candidate.json``),
@@ -267,8 +272,18 @@ class NaoSearch:
             return []
         return [self._candidate(e) for e in self.round_entries() if e.score is None]
 
-    def round_entries(self) -> list[PoolEntry]:
-        return [e for e in self.pool.entries if e.round == self.round]
+    def round_entries(self, round: int | None = None) -> list[PoolEntry]:
+        """The candidates of ``round`` (default: the current one), in pool order."""
+        round = self.round if round is None else round
+        return [e for e in self.pool.entries if e.round == round]
+
+    def round_points(self, round: int) -> list[dict[str, Any]]:
+        """Evaluation point ``round + 1``: per candidate of ``round``, its pool id, the
+        controller's prediction when it proposed it (None for random ones) and its score."""
+        return [
+            {"pool_id": e.id, "predicted": e.predicted, "measured": e.score}
+            for e in sorted(self.round_entries(round), key=lambda e: e.id)
+        ]
 
     def record(self, candidate_id: int, score: float) -> None:
         """Store a candidate's score; recording the same candidate again overwrites it."""
@@ -351,7 +366,15 @@ class NaoSearch:
         new = [
             entry
             for p in proposals
-            if (entry := self.pool.make_entry(p.arch, self.round + 1, seeds[p.parent].id))
+            if (
+                entry := self.pool.make_entry(
+                    p.arch,
+                    self.round + 1,
+                    seeds[p.parent].id,
+                    step_size=p.step_size,
+                    predicted=p.predicted,
+                )
+            )
             is not None
         ]
         self.reports.append(

@@ -9,14 +9,22 @@
 
 All three see the same signal through a ``QueryBudget`` and stop when it is spent. Randomness
 comes only from the ``seed`` argument, so a run is reproducible.
+
+``nao`` tells an optional ``RoundObserver`` what it is about to query: round 0 is the random
+initial pool; round r >= 1 is the controller's proposals of round r (each with the query
+index of the seed it came from, its step size and the controller's prediction for it), then
+the random architectures that fill the round. Every query until the next ``on_round`` belongs
+to that round. The observer only listens: a run with one queries exactly what a run without
+one does.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -31,6 +39,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _MAX_SAMPLE_TRIES = 10_000  # draws without a new architecture before we call the space spent
+
+
+@dataclass(frozen=True)
+class RoundProposal:
+    """One architecture the ``nao`` controller proposed, before it is queried."""
+
+    arch: Arch
+    parent: int  # query index (into ``QueryBudget.archs``) of the seed it was moved from
+    step_size: float  # eta of the gradient step that reached it
+    predicted: float  # the controller's prediction (an ensemble's mean), normalised scale
+
+
+class RoundObserver(Protocol):
+    """Hears where each ``nao`` query comes from (see the module docstring)."""
+
+    def on_round(self, round: int, proposals: Sequence[RoundProposal]) -> None:
+        """Round ``round`` begins: ``proposals`` are queried next, in this order, then the
+        round's random architectures."""
 
 
 def _query_random(
@@ -91,7 +117,12 @@ def run_evolution(
 
 
 def run_nao(
-    evaluator: Evaluator, budget: int, seed: int, cfg: NaoConfig | None = None
+    evaluator: Evaluator,
+    budget: int,
+    seed: int,
+    cfg: NaoConfig | None = None,
+    *,
+    observer: RoundObserver | None = None,
 ) -> QueryBudget:
     import torch
 
@@ -99,10 +130,16 @@ def run_nao(
     # copy of it so the run is reproducible and the caller's generator is left untouched.
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return _run_nao(evaluator, budget, seed, cfg or NaoConfig())
+        return _run_nao(evaluator, budget, seed, cfg or NaoConfig(), observer)
 
 
-def _run_nao(evaluator: Evaluator, budget: int, seed: int, cfg: NaoConfig) -> QueryBudget:
+def _run_nao(
+    evaluator: Evaluator,
+    budget: int,
+    seed: int,
+    cfg: NaoConfig,
+    observer: RoundObserver | None,
+) -> QueryBudget:
     import torch
 
     from nao_core.controller import Controller, fit_with_pseudo_labels
@@ -110,6 +147,8 @@ def _run_nao(evaluator: Evaluator, budget: int, seed: int, cfg: NaoConfig) -> Qu
     ccfg = cfg.controller
     space, rng = evaluator.space, np.random.default_rng(seed)
     oracle = QueryBudget(evaluator, budget)
+    if observer is not None:
+        observer.on_round(0, [])
     _query_random(oracle, space, rng, cfg.initial_pool)
     controllers = [Controller(space, ccfg) for _ in range(cfg.ensemble)]
     optimizers: list[torch.optim.Optimizer | None] = [None] * cfg.ensemble
@@ -126,9 +165,14 @@ def _run_nao(evaluator: Evaluator, budget: int, seed: int, cfg: NaoConfig) -> Qu
         order = np.argsort(-np.asarray(oracle.scores), kind="stable")[: ccfg.top_seeds]
         seeds = [oracle.archs[i] for i in order]
         n_new = min(ccfg.new_archs, oracle.remaining)
-        proposals = _propose(controllers, space, seeds, n_new, oracle.keys())
-        for arch in proposals:
-            oracle.query(arch)
+        proposals = [
+            replace(p, parent=int(order[p.parent]))  # seed index -> query index
+            for p in _propose(controllers, space, seeds, n_new, oracle.keys())
+        ]
+        if observer is not None:
+            observer.on_round(round_, proposals)
+        for p in proposals:
+            oracle.query(p.arch)
         # The controller can run dry (every step decodes to a known arch): keep the budget moving.
         before = oracle.used
         _query_random(oracle, space, rng, n_new - len(proposals) + cfg.random_per_round)
@@ -148,28 +192,34 @@ def _run_nao(evaluator: Evaluator, budget: int, seed: int, cfg: NaoConfig) -> Qu
 
 def _propose(
     controllers: list, space: SearchSpace, seeds: list[Arch], n_new: int, known: set[str]
-) -> list[Arch]:
-    """``n_new`` new archs: one controller's ``improve``, or, for an ensemble, the union of
-    every member's candidates ranked by the members' mean prediction (one member's gradient
-    finds the candidates, the others keep its optimism in check)."""
+) -> list[RoundProposal]:
+    """``n_new`` new archs (``parent`` = index into ``seeds``): one controller's ``improve``,
+    or, for an ensemble, the union of every member's candidates ranked by the members' mean
+    prediction (one member's gradient finds the candidates, the others keep its optimism in
+    check); a candidate two members found keeps the first one's parent and step size."""
     import torch
 
     from nao_core.controller import improve
 
     if len(controllers) == 1:
-        return [p.arch for p in improve(controllers[0], space, seeds, n_new, known)]
-    pool: dict[str, Arch] = {}
+        return [
+            RoundProposal(p.arch, p.parent, p.step_size, p.predicted)
+            for p in improve(controllers[0], space, seeds, n_new, known)
+        ]
+    pool: dict[str, RoundProposal] = {}
     for c in controllers:
         for p in improve(c, space, seeds, n_new * len(controllers), known):
-            pool.setdefault(space.canonical_key(p.arch), p.arch)
+            pool.setdefault(
+                space.canonical_key(p.arch), RoundProposal(p.arch, p.parent, p.step_size, 0.0)
+            )
     if not pool:
         return []
-    archs = list(pool.values())
-    tokens = torch.tensor([space.encode(a) for a in archs], dtype=torch.long)
+    found = list(pool.values())
+    tokens = torch.tensor([space.encode(p.arch) for p in found], dtype=torch.long)
     with torch.no_grad():
         mean = torch.stack([c.eval().predict(tokens) for c in controllers]).mean(dim=0)
     best = torch.argsort(mean, descending=True, stable=True)[:n_new]
-    return [archs[i] for i in best.tolist()]
+    return [replace(found[i], predicted=float(mean[i])) for i in best.tolist()]
 
 
 Strategy = Callable[[Evaluator, int, int, object], QueryBudget]

@@ -81,6 +81,50 @@ def test_search_runs_its_rounds_and_reports_pool_and_top(
         assert (finished / f"pool_round{r}.json").is_file()
 
 
+def test_proposals_keep_their_step_size_and_prediction(
+    finished: Path, tiny: NaoSearchConfig
+) -> None:
+    search = NaoSearch.open(tiny, finished)
+    assert search.done
+    proposals = [e for e in search.pool.entries if e.round > 0]
+    assert proposals
+    for e in search.pool.entries:
+        if e.round == 0:
+            assert (e.parent, e.step_size, e.predicted) == (None, None, None)
+        else:
+            assert search.pool.by_id(e.parent).round < e.round  # type: ignore[arg-type]
+            assert e.step_size in tiny.step_sizes
+            assert e.predicted is not None
+            assert math.isfinite(e.predicted)
+    first = search.round_points(0)  # evaluation point 1: the random pool, no controller yet
+    assert len(first) == tiny.initial_pool
+    assert all(p["predicted"] is None for p in first)
+    later = [p for r in range(1, tiny.rounds + 1) for p in search.round_points(r)]
+    assert {p["pool_id"] for p in later} == {e.id for e in proposals}
+    for p in later:
+        entry = search.pool.by_id(p["pool_id"])
+        assert (p["predicted"], p["measured"]) == (entry.predicted, entry.score)
+
+
+def test_a_state_file_from_before_step_sizes_still_loads(
+    finished: Path, tiny: NaoSearchConfig, tmp_path: Path
+) -> None:
+    from nao_core.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(finished / "state.pt")
+    for entry in state["pool"]["entries"]:
+        del entry["step_size"], entry["predicted"]
+    shutil.copy(finished / "config.json", tmp_path / "config.json")
+    save_checkpoint(tmp_path / "state.pt", state)
+    old = NaoSearch.open(tiny, tmp_path)
+    assert old.done
+    assert all(e.step_size is None and e.predicted is None for e in old.pool.entries)
+    assert [e.id for e in old.pool.entries] == [
+        e.id for e in NaoSearch.open(tiny, finished).pool.entries
+    ]
+    assert all(p["predicted"] is None for p in old.round_points(1))
+
+
 def test_a_finished_search_returns_its_result(finished: Path, tiny: NaoSearchConfig) -> None:
     again = run_nao_search(tiny, run_dir=finished, device="cpu")
     assert again.pool == read_result(finished).pool  # type: ignore[union-attr]

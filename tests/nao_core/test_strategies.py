@@ -18,8 +18,9 @@ from nao_core.search import (
     QueryBudget,
     create_strategy,
     list_strategies,
+    run_nao,
 )
-from nao_core.search.strategies import mutate
+from nao_core.search.strategies import RoundProposal, mutate
 from nao_core.search_space import create_search_space
 
 SMALL_NAO = NaoConfig(
@@ -159,3 +160,56 @@ def test_rounds_log_what_the_gradient_step_proposed_and_what_random_filled(
     assert rounds
     assert sum(r["proposals"] + r["random"] for r in rounds) == oracle.used - 10
     assert rounds[-1]["used"] == oracle.used == 30
+
+
+class _Rounds:
+    """A ``RoundObserver`` wrapped around the evaluator: each query with its round and, for a
+    proposal, the ``RoundProposal`` it came from."""
+
+    def __init__(self, inner: TabularEvaluator) -> None:
+        self.inner, self.space = inner, inner.space
+        self.round, self.proposed = -1, {}
+        self.queries: list[tuple[int, RoundProposal | None]] = []
+
+    def on_round(self, round: int, proposals) -> None:
+        assert round == self.round + 1  # rounds in order, none skipped
+        self.round = round
+        self.proposed = {self.space.canonical_key(p.arch): p for p in proposals}
+
+    def evaluate(self, arch) -> float:
+        self.queries.append((self.round, self.proposed.get(self.space.canonical_key(arch))))
+        return self.inner.evaluate(arch)
+
+
+@pytest.mark.parametrize("ensemble", [1, 2])
+def test_nao_tells_its_observer_where_each_query_came_from(
+    evaluator: TabularEvaluator, ensemble: int
+) -> None:
+    cfg = replace(SMALL_NAO, ensemble=ensemble)
+    heard = _Rounds(evaluator)
+    oracle = run_nao(heard, 30, 0, cfg, observer=heard)  # type: ignore[arg-type]
+    plain = run_nao(evaluator, 30, 0, cfg)
+    assert oracle.archs == plain.archs  # the observer only listens
+    assert oracle.scores == plain.scores
+    rounds = [r for r, _ in heard.queries]
+    assert rounds == sorted(rounds)
+    assert rounds[:10] == [0] * 10  # the random initial pool
+    assert heard.round >= 2
+    ccfg = cfg.controller
+    proposals = 0
+    for i, (r, p) in enumerate(heard.queries):
+        if p is None:
+            continue
+        proposals += 1
+        assert p.arch == oracle.archs[i]
+        # its seed: queried in an earlier round and among the best known then
+        earlier = [k for k, (q, _) in enumerate(heard.queries) if q < r]
+        assert p.parent in earlier
+        best_then = sorted(earlier, key=lambda k: -oracle.scores[k])[: ccfg.top_seeds]
+        assert oracle.scores[p.parent] >= oracle.scores[best_then[-1]]
+        assert p.step_size >= 1.0
+        assert np.isfinite(p.predicted)
+    assert proposals > 0
+    for r in range(1, heard.round + 1):  # a round's proposals come before its random ones
+        kinds = [p is not None for q, p in heard.queries if q == r]
+        assert kinds == sorted(kinds, reverse=True)

@@ -64,6 +64,43 @@ def _rounds(client: Any, job_id: int) -> list[dict[str, Any]]:
     return client.get(f"/searches/{job_id}/candidates").json()["rounds"]
 
 
+def _learned(client: Any, job_id: int) -> dict[str, Any]:
+    """``/rounds`` and ``/lineage`` of a finished tiny search (6 random candidates, then 2
+    controller rounds of up to 3), checked, without the ids that differ between runs."""
+    rounds = client.get(f"/searches/{job_id}/rounds").json()["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2, 3]  # point r + 1 = round r's candidates
+    assert rounds[0]["count"] == 6
+    assert rounds[0]["calibration"] is None  # the random pool: no controller yet
+    for r in rounds[1:]:  # from the first controller round on: each proposal's prediction
+        cal = r["calibration"]
+        assert 1 <= cal["count"] == r["count"] <= 3
+        assert sorted(p["measured"] for p in cal["points"]) == sorted(r["scores"])
+    lineage = client.get(f"/searches/{job_id}/lineage").json()
+    proposals = lineage["proposals"]
+    assert len(proposals) == sum(r["count"] for r in rounds[1:])
+    for p in proposals:
+        assert p["round"] in (1, 2)
+        assert p["parent_pool_id"] is not None
+        assert p["parent_architecture_id"] is not None
+        assert p["step_size"] in (1.0, 2.0, 3.0)  # the tiny preset's step sizes
+        assert p["predicted"] is not None
+        assert p["score_source"] == "trained"
+    assert sum(b["proposed"] for b in lineage["by_step_size"]) == len(proposals)
+    assert sum(b["proposed"] for b in lineage["by_seed"]) == len(proposals)
+    in_top = sum(a["parent_pool_id"] is not None for a in lineage["top"])
+    assert sum(b["in_top"] for b in lineage["by_step_size"]) == in_top
+    for p in proposals:
+        del p["architecture_id"], p["parent_architecture_id"]
+    for b in lineage["by_seed"]:
+        del b["parent_architecture_id"]
+    return {
+        "rounds": rounds,
+        "proposals": proposals,
+        "by_step_size": lineage["by_step_size"],
+        "by_seed": lineage["by_seed"],
+    }
+
+
 def _timings(**values: float) -> None:
     path = os.environ.get("NAO_NOWS_TIMINGS")
     if path:
@@ -107,9 +144,11 @@ def test_one_and_two_workers_give_the_same_search(client, auth, pg_service, tmp_
     assert len(pool) == ref["result"]["candidates"]
     assert _pool(client, par["id"]) == pool  # the same archs, scores and round structure
     assert par["result"]["top"] == ref["result"]["top"]
+    learned = _learned(client, ref["id"])
+    assert _learned(client, par["id"]) == learned
     metrics = client.get(f"/jobs/{par['id']}/metrics", params={"name": "pool_best"}).json()
     assert [m["step"] for m in metrics["data"]] == [1, 2, 3]
-    REFERENCE.update(id=ref["id"], pool=pool, rounds=_rounds(client, ref["id"]))
+    REFERENCE.update(id=ref["id"], pool=pool, rounds=_rounds(client, ref["id"]), learned=learned)
     _timings(one_worker_s=ref["wall_s"], two_workers_s=par["wall_s"])
 
 
@@ -137,6 +176,7 @@ def test_kill_9_mid_round_changes_nothing(client, auth, pg_service, tmp_path) ->
     assert done["rounds"] == 3
     assert _rounds(client, job["id"]) == REFERENCE["rounds"]
     assert _pool(client, job["id"]) == REFERENCE["pool"]
+    assert _learned(client, job["id"]) == REFERENCE["learned"]
 
 
 def test_cancel_stops_queued_and_running_candidates(client, auth, pg_service, tmp_path) -> None:

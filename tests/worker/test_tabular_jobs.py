@@ -114,19 +114,59 @@ def test_a_rerun_adds_no_rows(client, auth, pg_service, worker) -> None:
 
 
 def test_nao_search_over_the_table(client, auth, worker, table) -> None:
-    body = {"space": "nb201", "method": "nao", "budget": 15, "seed": 0}
+    """NAO's preset: 10 random, then rounds of 5 proposals; what its controller learned is
+    served by ``/rounds`` (point r + 1 = round r's queries) and ``/lineage``."""
+    body = {"space": "nb201", "method": "nao", "budget": 20, "seed": 0}
     done = wait_finished(
         client, client.post("/searches", json=body, headers=auth).json()["url"], 300, 0.25
     )
     assert done["status"] == "succeeded", done
     assert done["result"]["method"] == "nao"
-    assert done["result"]["queries"] == 15
+    assert done["result"]["queries"] == 20
     rows = _archs(client, done["id"])
-    assert len(rows) == 15
+    assert len(rows) == 20
     assert rows[0]["arch"] == done["result"]["best"]["arch"]
-    assert rows[0]["scores"]["tabular"] == pytest.approx(
-        table[rows[0]["arch"]]["c10_valid_acc_200ep"]
-    )
+    signal = "c10_valid_acc_200ep"
+    assert rows[0]["scores"]["tabular"] == pytest.approx(table[rows[0]["arch"]][signal])
+    by_pool = {r["pool_id"]: r for r in rows}
+    assert sorted(by_pool) == list(range(1, 21))  # pool id = query number
+    assert {by_pool[i]["round"] for i in range(1, 11)} == {0}
+    assert {by_pool[i]["round"] for i in range(11, 21)} == {1, 2}
+
+    rounds = client.get(f"/searches/{done['id']}/rounds").json()["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2, 3]
+    assert sum(r["count"] for r in rounds) == 20
+    assert rounds[0]["count"] == 10
+    assert rounds[0]["calibration"] is None  # the random pool: no controller yet
+    for r in rounds:
+        assert r["best"] == r["scores"][0] == max(r["scores"])
+    for r in rounds[1:]:  # from the first controller round on: its proposals
+        cal = r["calibration"]
+        assert cal is not None
+        assert cal["count"] >= 1
+        for point in cal["points"]:
+            arch = by_pool[point["pool_id"]]
+            assert arch["round"] == r["round"] - 1
+            assert point["measured"] == pytest.approx(table[arch["arch"]][signal])
+
+    lineage = client.get(f"/searches/{done['id']}/lineage").json()
+    proposals = lineage["proposals"]
+    points = [p for r in rounds[1:] for p in r["calibration"]["points"]]
+    assert sorted(p["pool_id"] for p in proposals) == sorted(p["pool_id"] for p in points)
+    for p in proposals:
+        assert p["round"] in (1, 2)
+        assert p["parent_pool_id"] < p["pool_id"]
+        assert by_pool[p["parent_pool_id"]]["round"] < p["round"]
+        assert p["parent_architecture_id"] == by_pool[p["parent_pool_id"]]["id"]
+        assert p["step_size"] is not None
+        assert p["step_size"] >= 1.0
+        assert p["predicted"] is not None  # the proposing controller's belief
+        assert p["score_source"] == "tabular"
+    assert sum(b["proposed"] for b in lineage["by_step_size"]) == len(proposals)
+    assert sum(b["proposed"] for b in lineage["by_seed"]) == len(proposals)
+    in_top = sum(a["parent_pool_id"] is not None for a in lineage["top"])
+    assert sum(b["in_top"] for b in lineage["by_step_size"]) == in_top
+    assert sum(b["in_top"] for b in lineage["by_seed"]) == in_top
 
 
 def test_cancel_stops_a_running_search(client, auth, worker) -> None:
