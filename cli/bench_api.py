@@ -31,8 +31,23 @@ from typing import Any
 BENCH_PREFIX = "bench."
 
 
-def _fill(url: str, rows: int, seed: int = 0) -> int:
-    """Ensure the bench search holds ``rows`` architectures; returns its job id."""
+# The bench's searches: spaces and datasets as a real database mixes them; every row has a
+# supernet score, half a predictor score, 2 % a trained score, the nb201 rows a tabular one.
+SEARCHES = [
+    (space, dataset)
+    for space, dataset in (
+        ("cnn", "cifar10"),
+        ("cnn", "cifar100"),
+        ("cnn-large", "cifar10"),
+        ("rnn", "ptb"),
+        ("nb201", "cifar10"),
+    )
+    for _ in range(4)
+]
+
+
+def _fill(url: str, rows: int, seed: int = 0) -> list[int]:
+    """Ensure the bench's searches hold ``rows`` architectures in all; returns their ids."""
     import psycopg
 
     from store.migrate import upgrade
@@ -40,28 +55,60 @@ def _fill(url: str, rows: int, seed: int = 0) -> int:
     upgrade(url)
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute("SELECT id FROM job WHERE preset = 'bench' LIMIT 1").fetchone()
-        if row is None:
+        ids = [r[0] for r in conn.execute("SELECT id FROM job WHERE preset = 'bench' ORDER BY id")]
+        for space, dataset in SEARCHES[len(ids) :]:
             row = conn.execute(
                 "INSERT INTO job (kind, status, space, dataset, preset, config, request, progress,"
                 " current, total, rounds, attempts, created_at, updated_at) VALUES ('search',"
-                " 'succeeded', 'cnn', 'cifar10', 'bench', '{}', '{}', 1, 0, 0, 0, 0, now(), now())"
-                " RETURNING id"
+                " 'succeeded', %s, %s, 'bench', '{}', '{}', 1, 0, 0, 0, 0, now(), now())"
+                " RETURNING id",
+                (space, dataset),
             ).fetchone()
-        assert row is not None
-        job_id = int(row[0])
-        have = conn.execute("SELECT count(*) FROM architecture WHERE job_id = %s", (job_id,))
-        start = int(have.fetchone()[0])  # type: ignore[index]
+            assert row is not None
+            ids.append(int(row[0]))
+        have = conn.execute(
+            "SELECT count(*) FROM architecture WHERE job_id = ANY(%s)", (ids,)
+        ).fetchone()
+        start = int(have[0]) if have else 0
         rng = random.Random(seed + start)
-        cols = "job_id, space, dataset, arch, canonical_hash, round, score_supernet, created_at"
+        cols = (
+            "job_id, space, dataset, arch, canonical_hash, round, score_supernet,"
+            " score_predictor, score_trained, score_tabular, created_at"
+        )
         with conn.cursor().copy(f"COPY architecture ({cols}) FROM STDIN") as copy:
             for i in range(start, rows):
-                arch = f"bench-{i}"
-                copy.write_row(
-                    (job_id, "cnn", "cifar10", arch, f"{i:064x}", i % 5, rng.random(), "now")
-                )
+                k = i % len(ids)
+                space, dataset = SEARCHES[k]
+                score = rng.random()
+                copy.write_row((
+                    ids[k], space, dataset, f"bench-{i}", f"{i:064x}", i % 5, score,
+                    score + rng.gauss(0, 0.05) if i % 2 else None,
+                    score if i % 50 == 0 else None,
+                    score * 100 if space == "nb201" else None, "now",
+                ))  # fmt: skip
         conn.execute("ANALYZE architecture")
-    return job_id
+    return ids
+
+
+def query_mix(job_ids: list[int], n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct ``GET /architectures`` query strings as clients send them: by search,
+    space or dataset or none, ordered by any score source, paged."""
+    rng, out = random.Random(seed), set()
+    while len(out) < n:
+        params = [f"top={rng.choice((10, 10, 10, 50, 100))}"]
+        params.append(
+            f"order_by={rng.choice(('supernet', 'supernet', 'predictor', 'trained', 'tabular'))}"
+        )
+        if rng.random() < 0.5:
+            params.append(f"search={rng.choice(job_ids)}")
+        elif rng.random() < 0.5:
+            space, dataset = rng.choice(SEARCHES)
+            params.append(f"space={space}")
+            if rng.random() < 0.5:
+                params.append(f"dataset={dataset}")
+        params.append(f"offset={rng.choice((0, 0, 0, 10, 50, 100, 1000))}")
+        out.add("/architectures?" + "&".join(params))
+    return sorted(out)
 
 
 def _free_port() -> int:
@@ -107,16 +154,17 @@ def _raw_request(
 async def _load(
     base: str,
     method: str,
-    path: str,
+    path: str | list[str],
     clients: int,
     total: int,
     json_body: Any = None,
     headers: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """``clients`` connections, each sending its next request when the last one answered
-    (closed loop), until ``total`` requests were timed."""
+    (closed loop), until ``total`` requests were timed; several paths are sent in turn."""
     host, port = base.split("://", 1)[1].split(":")
-    raw = _raw_request(base, method, path, json_body, headers)
+    paths = [path] if isinstance(path, str) else path
+    raws = [_raw_request(base, method, p, json_body, headers) for p in paths]
     latencies: list[float] = []
     errors = 0
     left = total
@@ -127,6 +175,7 @@ async def _load(
         try:
             while left > 0:
                 left -= 1
+                raw = raws[left % len(raws)]
                 t0 = time.perf_counter()
                 try:
                     status = await conn.request(raw)
@@ -189,10 +238,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not url.startswith("postgresql"):
         raise SystemExit("nao bench api needs Postgres: set NAO_DATABASE_URL or --database-url")
     t0 = time.perf_counter()
-    job_id = _fill(url, args.rows)
+    job_ids = _fill(url, args.rows)
     fill_s = time.perf_counter() - t0
     with session_scope(session_factory(url)) as s:
-        token = create_token(s, "bench")
+        token = create_token(s, "bench", admin=True)  # no per-token cap on the timed posts
     port = _free_port()
     env = {
         **os.environ,
@@ -208,9 +257,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc)
-        path = f"/architectures?top=10&search={job_id}"
+        path = f"/architectures?top=10&search={job_ids[0]}"
         _drive(_load(base, "GET", path, args.clients, min(200, args.requests)))  # warm-up
         reads = _drive(_load(base, "GET", path, args.clients, args.requests))
+        mix = None
+        if args.mix:
+            paths = query_mix(job_ids, args.mix)
+            mix = _drive(_load(base, "GET", paths, args.mix_clients, max(args.requests, args.mix)))
         body = {"space": "cnn", "dataset": "digits", "preset": "tiny"}
         headers = {"Authorization": f"Bearer {token}"}
         post = _load(
@@ -229,6 +282,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "read_cache": args.read_cache,
         "cpus": os.cpu_count(),
         "get_architectures_top10": reads,
+        "query_mix": None
+        if mix is None
+        else {**mix, "queries": args.mix, "clients": args.mix_clients},
         "post_searches": posts,
         "targets": {"p99_ms": 25, "reads_per_s": 500},
         "meets_targets": reads["p99_ms"] <= 25 and reads["per_s"] >= 500,
@@ -269,6 +325,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="serve every read from the database (NAO_READ_CACHE=false): the uncached path",
     )
+    p.add_argument(
+        "--mix",
+        type=int,
+        default=0,
+        help="also time this many distinct query strings in turn (filters, order_by, paging)",
+    )
+    p.add_argument("--mix-clients", type=int, default=10, help="connections for the mix")
     p.add_argument("--json", default=None, help="also write the figures to this file")
 
 

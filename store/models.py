@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -147,6 +148,17 @@ class Architecture(Base):
         *(Index(f"ix_architecture_job_{s}", "job_id", f"score_{s}") for s in SCORE_SOURCES),
         *(
             Index(f"ix_architecture_space_dataset_{s}", "space", "dataset", f"score_{s}")
+            for s in SCORE_SOURCES
+        ),
+        # top-k by space alone: partial, so a sparse source's index holds only its scored rows
+        *(
+            Index(
+                f"ix_architecture_space_{s}",
+                "space",
+                f"score_{s}",
+                postgresql_where=text(f"score_{s} IS NOT NULL"),
+                sqlite_where=text(f"score_{s} IS NOT NULL"),
+            )
             for s in SCORE_SOURCES
         ),
     )

@@ -128,7 +128,7 @@ def test_a_search_from_start_to_checkpoint(page: Any, service: dict[str, str], t
     rounds = job["result"]["rounds"]
     assert rounds >= 1
     page.wait_for_function(
-        "n => document.getElementById('best').data?.[0]?.x.length === n", arg=rounds
+        "n => document.getElementById('best')?.data?.[0]?.x.length === n", arg=rounds
     )
 
     first = page.locator("#top tbody tr").first
@@ -169,7 +169,7 @@ def test_compare_overlays_the_chosen_searches(page: Any, service: dict[str, str]
             120, f"search {job_id}",
         )  # fmt: skip
     page.goto(f"{base}/ui/compare?ids={ids[0]},{ids[1]}")
-    page.wait_for_function("() => document.getElementById('compare').data?.length === 2")
+    page.wait_for_function("() => document.getElementById('compare')?.data?.length === 2")
     names = page.evaluate("() => document.getElementById('compare').data.map(t => t.name)")
     assert sorted(names) == sorted([f"#{ids[0]} random", f"#{ids[1]} evolution"])
     assert not page.errors, page.errors
