@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from api.schemas import ArchitecturePublic, CheckpointPublic, JobPublic
 from store.models import SCORE_SOURCES, Architecture, Checkpoint, Job
+from store.redact import worker_name
 
 _PATHS = {"search": "searches", "train": "trainings", "eval": "evaluations", "sweep": "sweeps"}
 
@@ -23,7 +24,7 @@ def job_public(job: Job, best: Architecture | None = None) -> JobPublic:
         total=job.total or 0,
         rounds=job.rounds or 0,
         attempts=job.attempts or 0,
-        worker=job.worker,
+        worker=worker_name(job.worker),
         error_type=job.error_type,
         error_message=job.error_message,
         architecture_id=job.architecture_id,

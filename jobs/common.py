@@ -9,26 +9,20 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from jobs import owner
+from jobs import limits, owner
 from jobs.errors import InvalidInput, Unavailable
 from nao_core import catalog
-from nao_core.config import (
-    CORPUS_NAMES,
-    DATASET_NAMES,
-    IMAGE_DATASET_NAMES,
-    apply_overrides,
-    is_corpus,
-)
+from nao_core.config import apply_overrides
 from nao_core.errors import InvalidConfig, UnknownName
 from nao_core.presets import get_preset, list_presets
 from nao_core.search_space import list_search_spaces
 from store import broker, repository
 from store.models import Job, JobStatus, utcnow
+from store.redact import redact_paths
 from store.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
-MAX_TRAINING_BUDGET = 10_000  # supernet epochs or trained candidates
 # Preset families per space ("rnn" reads search-rnn/NAME, train-rnn/NAME; nao_core.presets).
 _FAMILY = {"rnn": "-rnn"}
 
@@ -47,14 +41,8 @@ def check_runnable(space: str, runnable: tuple[str, ...], what: str) -> None:
 
 
 def check_dataset(dataset: str | None, space: str | None = None) -> None:
-    if dataset is not None and dataset not in DATASET_NAMES:
-        known = ", ".join(DATASET_NAMES)
-        raise InvalidInput("dataset", f"unknown dataset {dataset!r}; known: {known}")
-    if dataset is not None and space is not None and is_corpus(dataset) != (space == "rnn"):
-        fits = CORPUS_NAMES if space == "rnn" else IMAGE_DATASET_NAMES
-        raise InvalidInput(
-            "dataset", f"space {space!r} runs on {', '.join(fits)}, not on {dataset!r}"
-        )
+    if dataset is not None:
+        limits.check_dataset_name(dataset, "dataset", space)
 
 
 def check_installed(dataset: str, field: str = "dataset") -> None:
@@ -62,8 +50,8 @@ def check_installed(dataset: str, field: str = "dataset") -> None:
     accept it and fail it in the worker; the answer says how to install it."""
     try:
         catalog.require(dataset, get_settings().resolved_data_dir())
-    except catalog.DataNotInstalled as exc:
-        raise InvalidInput(field, str(exc)) from None
+    except catalog.DataNotInstalled as exc:  # the folder as $NAO_DATA_DIR, as in job rows
+        raise InvalidInput(field, redact_paths(str(exc))) from None
 
 
 def preset_names(family: str) -> list[str]:
@@ -89,7 +77,10 @@ def space_preset(kind: str, space: str, name: str, dataset: str | None = None) -
 
 
 def apply(cfg: Any, values: dict[str, Any], field: str) -> Any:
-    """``apply_overrides`` with errors naming ``field`` (``overrides.<key>`` for overrides)."""
+    """``apply_overrides`` with errors naming ``field`` (``overrides.<key>`` for overrides);
+    no override may name a folder or file."""
+    if field == "overrides":
+        limits.check_override_names(values)
     try:
         return apply_overrides(cfg, values)
     except InvalidConfig as exc:
@@ -101,7 +92,7 @@ def apply(cfg: Any, values: dict[str, Any], field: str) -> Any:
 def apply_search_request(cfg: Any, body: Any, dataset_key: str, budget_key: str) -> Any:
     """A search preset with the request's overrides, then its own fields (space, dataset,
     seed, budget: the config keys ``dataset_key`` and ``budget_key``), each error naming the
-    field of the request it came from."""
+    field of the request it came from; the result is held to the admission limits."""
     check_override_keys(body.overrides, {"space", dataset_key, "seed"})
     cfg = apply(cfg, body.overrides, "overrides")
     named = {
@@ -110,9 +101,12 @@ def apply_search_request(cfg: Any, body: Any, dataset_key: str, budget_key: str)
         ("seed", "seed"): body.seed,
         (budget_key, "budget"): body.budget,
     }
+    where = limits.sources(body.overrides)
     for (key, field), value in named.items():
         if value is not None:
             cfg = apply(cfg, {key: value}, field)
+            where[key] = field
+    limits.check_config(cfg, where, body.space)
     return cfg
 
 
@@ -137,7 +131,7 @@ def submit(session: Session, job: Job, task: str, queue: str) -> Job:
             job.id,
             status=JobStatus.FAILED,
             error_type=type(exc).__name__,
-            error_message=f"could not enqueue: {exc}",
+            error_message=redact_paths(f"could not enqueue: {exc}"),
             finished_at=utcnow(),
         )
         session.commit()

@@ -55,8 +55,9 @@ class SearchCreate(_In):
         default=None,
         ge=1,
         le=15_625,
-        description="nao-ws: supernet epochs (optim.epochs, <= 10000); nao on cnn/rnn: "
-        "candidates (max_candidates, <= 10000); nb201: table queries (default 150, <= 15625)",
+        description="nao-ws: supernet epochs (optim.epochs, <= NAO_MAX_EPOCHS); nao on "
+        "cnn/rnn: candidates (max_candidates, <= NAO_MAX_CANDIDATES); nb201: table queries "
+        "(default 150, <= 15625)",
     )
     method: Literal["nao-ws", "nao", "random", "evolution"] | None = Field(
         default=None,
@@ -86,7 +87,10 @@ class SearchCreate(_In):
         default=None, ge=1, le=4096, description="nao: candidates queued or running at once"
     )
     max_gpu_hours: float | None = Field(
-        default=None, gt=0, le=1e6, description="nao: stop after the round that passes it"
+        default=None,
+        gt=0,
+        le=1e6,
+        description="nao: stop after the round that passes it (<= NAO_MAX_GPU_HOURS)",
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from jobs import common
+from jobs import common, limits
 from jobs.errors import InvalidInput, NotFound
 from jobs.kind import Kind
 from jobs.requests import SearchCreate
@@ -40,6 +40,7 @@ class NoWeightSharingSearch(Kind):
 
     def create(self, session: Session, body: SearchCreate, owner_id: int | None) -> Job:
         body = check_trained_search(body)
+        limits.check_gpu_hours(body.max_gpu_hours)
         common.check_runnable(body.space, SPACES, "search without weight sharing")
         rnn = body.space == "rnn"
         if rnn:
@@ -53,6 +54,10 @@ class NoWeightSharingSearch(Kind):
         cfg = common.apply_search_request(cfg, body, "candidate.data.dataset", "max_candidates")
         if cfg.max_candidates and cfg.max_candidates < 2:
             raise InvalidInput("budget", "must be >= 2 (the controller needs a range)")
+        where = limits.sources(body.overrides)
+        if body.budget is not None:
+            where["max_candidates"] = "budget"
+        limits.check_candidates(cfg, where)
         common.check_installed(cfg.candidate.data.dataset)
         job = Job(
             kind=JobKind.SEARCH,

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from jobs import common
+from jobs import common, limits
 from jobs.errors import InvalidInput
 from jobs.kind import Kind
 from jobs.requests import SearchCreate
@@ -28,6 +28,7 @@ from nao_core import catalog
 from nao_core.config import to_dict
 from store import broker
 from store.models import Job, JobKind
+from store.redact import redact_paths
 from store.settings import get_settings
 
 TASK = "nao.search.tabular"
@@ -87,11 +88,13 @@ def check_table(space: str, name: str | None) -> tuple[str, Path, list[str]]:
         )
     path = table_path(name, get_settings().resolved_data_dir())
     if not path.is_file():
-        raise InvalidInput("table", f"table {name!r} is not installed: {path} is missing")
+        missing = redact_paths(str(path))
+        raise InvalidInput("table", f"table {name!r} is not installed: {missing} is missing")
     try:
         columns = numeric_columns(path)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InvalidInput("table", f"table {name!r} cannot be read: {exc}") from None
+        why = redact_paths(str(exc))
+        raise InvalidInput("table", f"table {name!r} cannot be read: {why}") from None
     return name, path, columns
 
 
@@ -113,10 +116,12 @@ def strategy_config(method: str, preset: str | None, overrides: dict[str, Any]) 
         return None
     cfg = common.preset(method, preset or "nb201")
     try:
-        return common.apply(cfg, overrides, "overrides")
+        cfg = common.apply(cfg, overrides, "overrides")
     except InvalidInput as exc:  # a check of the config names its section: nao., evolution.
         field = exc.field.replace(f"overrides.{method}.", "overrides.", 1)
         raise InvalidInput(field, exc.reason) from None
+    limits.check_config(cfg, limits.sources(overrides))
+    return cfg
 
 
 class TabularSearch(Kind):

@@ -30,9 +30,6 @@ def check_trained_search(body: SearchCreate) -> SearchCreate:
     for field in ("table", "signal", "report"):
         if getattr(body, field) is not None:
             raise InvalidInput(field, "only used by tabular spaces (nb201)")
-    if body.budget is not None and body.budget > common.MAX_TRAINING_BUDGET:
-        limit = common.MAX_TRAINING_BUDGET
-        raise InvalidInput("budget", f"must be <= {limit} for space {body.space!r}")
     return body.model_copy(
         update={"method": body.method or "nao-ws", "preset": body.preset or "tiny"}
     )

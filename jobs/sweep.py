@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jobs import common, owner
+from jobs import common, limits, owner
 from jobs.errors import Conflict, InvalidInput, NotFound
 from jobs.kind import Kind
 from jobs.requests import SweepCreate, TrainingCreate
@@ -78,8 +78,11 @@ def create_sweep(session: Session, body: SweepCreate, owner_id: int | None) -> J
     if len(points) * len(archs) > MAX_RUNS:
         raise InvalidInput("grid", f"{len(points)} points x {len(archs)} archs > {MAX_RUNS}")
     base = common.apply(common.preset("train", body.preset), body.overrides, "overrides")
-    for point in points:  # every point valid before anything is queued
-        common.apply(base, dict(point), "overrides")
+    for point in points:  # every point valid and within the limits before anything is queued
+        cfg = common.apply(base, dict(point), "overrides")
+        limits.check_config(
+            cfg, {**limits.sources(body.overrides), **limits.sources(point, "grid")}
+        )
     owner.check_capacity(session, owner_id, len(points) * len(archs))  # all runs, or none
     runs = []
     for arch in archs:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from jobs import common
+from jobs import common, limits
 from jobs.errors import InvalidInput, NotFound
 from jobs.kind import Kind
 from jobs.requests import TrainingCreate
@@ -58,6 +58,10 @@ class Training(Kind):
             cfg = common.apply(cfg, {"data.dataset": dataset}, "dataset")
         if body.seed is not None:
             cfg = common.apply(cfg, {"seed": body.seed}, "seed")
+        where = limits.sources(body.overrides)
+        if dataset is not None:
+            where["data.dataset"] = "dataset" if body.dataset else "architecture_id"
+        limits.check_config(cfg, {**where, "seed": "seed"}, space)
         common.check_installed(cfg.data.dataset)
         job = Job(
             kind=JobKind.TRAIN,

@@ -26,6 +26,16 @@ class Settings(BaseSettings):
     queue_prefix: str = ""  # prefixes the queue names (tests run isolated workers)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     visibility_timeout_s: int = Field(default=48 * 3600, gt=0)  # above the longest job
+    # Admission limits (jobs/limits.py): the largest job one request may ask for, checked on
+    # the resolved config of every kind; the paper presets fit (train-rnn/paper: 4000 epochs,
+    # C=36, N=6, nhid 850, batch 500, nao-search-rnn/paper: 1500 + 3 x 300 candidates).
+    max_epochs: int = Field(default=4000, ge=1)  # any epochs: supernet, training, controller
+    max_channels: int = Field(default=512, ge=1)  # CNN width C
+    max_hidden: int = Field(default=2048, ge=1)  # RNN nhid, controller hidden sizes
+    max_layers: int = Field(default=24, ge=1)  # cells per stage N, controller MLP layers
+    max_batch_size: int = Field(default=2048, ge=1)  # every batch size
+    max_candidates: int = Field(default=5000, ge=2)  # pools, new archs, candidates trained
+    max_gpu_hours: float = Field(default=1000.0, gt=0)  # a nao search's max_gpu_hours
     api_workers: int = Field(default=1, ge=1, le=64)  # uvicorn processes (`nao api`, `nao up`)
     db_pool_size: int = Field(default=10, ge=1)  # Postgres connections kept per process
     db_max_overflow: int = Field(default=5, ge=0)  # and opened beyond them under load

@@ -20,6 +20,7 @@ from nao_core.errors import NaoCoreError
 from store import repository
 from store.db import session_factory, session_scope
 from store.models import Job, JobStatus, utcnow
+from store.redact import redact_paths
 from store.settings import get_settings
 from worker.recovery import Heartbeat, is_held_elsewhere, worker_id
 from worker.settings import get_worker_settings
@@ -63,14 +64,15 @@ class JobTask(Task):  # type: ignore[misc]
 
 
 def fail_job(job_id: int, exc: BaseException) -> None:
-    """Mark the job failed with the error's type and message, and log one line."""
+    """Mark the job failed with the error's type and message, and log one line; the stored
+    message names the server's folders by their variables, the log line in full."""
     with session_scope(db()) as s:
         repository.update_job(
             s,
             job_id,
             status=JobStatus.FAILED,
             error_type=type(exc).__name__,
-            error_message=str(exc)[:4000],
+            error_message=redact_paths(str(exc))[:4000],  # readable without a token
             finished_at=utcnow(),
         )
     logger.error("job=%d failed: %s: %s", job_id, type(exc).__name__, exc)

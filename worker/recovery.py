@@ -48,8 +48,10 @@ logger = logging.getLogger(__name__)
 
 
 def worker_id() -> str:
-    """This process: host and pid (two workers on one host are two workers)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process, ``NAME/HOST:PID``: host and pid tell two workers on one host apart; the
+    name (``NAO_WORKER_NAME``, default the host) is all the API shows (``store.redact``)."""
+    host = socket.gethostname()
+    return f"{get_worker_settings().worker_name or host}/{host}:{os.getpid()}"
 
 
 def _aware(t: datetime | None) -> datetime | None:

@@ -19,6 +19,9 @@ class WorkerSettings(BaseSettings):
     # heartbeat_s; one not stamped for stale_after_s is re-queued by any live worker.
     heartbeat_s: float = Field(default=15.0, gt=0)
     stale_after_s: float = Field(default=120.0, gt=0)
+    # The name a job's ``worker`` shows callers (default: the host name); the row also keeps
+    # host and pid, which recovery uses to tell this process from other live workers.
+    worker_name: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_.@-]*$")
     # A job queued this long since its task was sent is sent again (its message may be lost:
     # Redis restarted, the API died before sending); doubled per re-send, up to 8x.
     requeue_after_s: float = Field(default=300.0, gt=0)

@@ -142,3 +142,47 @@ def test_a_task_failure_marks_the_job_failed(db_url: str) -> None:
         assert job.status == JobStatus.FAILED
         assert job.error_type == "RuntimeError"
         assert job.error_message == "disk full"
+
+
+def test_a_failed_job_shows_no_server_folder(db_url: str, tmp_path: Path, caplog) -> None:
+    """A job row is readable without a token: its message names the storage, data and home
+    folders by their variables; the worker log keeps the message in full."""
+    from worker.search_ws import run_search_job
+
+    factory = session_factory(db_url)
+    with session_scope(factory) as s:
+        job_id = make_job(s, status=JobStatus.RUNNING).id
+    where = f"cannot write {tmp_path / 's' / 'run'}; no {tmp_path / 'data' / 'ptb'}"
+    run_search_job.on_failure(OSError(where), "task-id", (job_id,), {}, None)
+    with factory() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        assert job.error_message == "cannot write $NAO_STORAGE_DIR/run; no $NAO_DATA_DIR/ptb"
+    assert any(where in r.getMessage() for r in caplog.records)
+
+
+def test_a_job_row_keeps_the_worker_identity_and_shows_its_name(db_url: str) -> None:
+    """Recovery tells workers apart by host and pid; callers see the worker's name only."""
+    import os
+    import socket
+
+    from api.present import job_public
+    from worker.lifecycle import start_job
+    from worker.settings import get_worker_settings
+
+    factory = session_factory(db_url)
+    with session_scope(factory) as s:
+        job_id = make_job(s, status=JobStatus.QUEUED).id
+    get_worker_settings.cache_clear()
+    try:
+        with service_env(worker_name="gpu0"):
+            start_job(job_id)
+    finally:
+        get_worker_settings.cache_clear()
+    with factory() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        assert job.worker == f"gpu0/{socket.gethostname()}:{os.getpid()}"
+        assert job_public(job).worker == "gpu0"
+        job.worker = f"{socket.gethostname()}:{os.getpid()}"  # a row from before names
+        assert job_public(job).worker == socket.gethostname()
