@@ -38,6 +38,27 @@ _MEANING = {
     429: "The token holds NAO_MAX_ACTIVE_JOBS_PER_TOKEN jobs queued or running; see Retry-After",
     503: "The broker could not take the job; it is marked failed",
 }
+# Statuses any route may answer, added to every operation of the OpenAPI document.
+COMMON = {
+    503: "The database or the broker is unavailable; retry after Retry-After seconds",
+}
+WITH_BODY = {400: "The body is not JSON (or not UTF-8)"}
+
+
+def document_common_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the statuses every route (and every route with a body) may answer, keeping a
+    route's own wording where it has one."""
+    problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            answers = operation.setdefault("responses", {})
+            extra = {**COMMON, **(WITH_BODY if "requestBody" in operation else {})}
+            for code, meaning in extra.items():
+                answers.setdefault(str(code), {"description": meaning, "content": problem})
+    schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+        "Problem", Problem.model_json_schema()
+    )
+    return schema
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:

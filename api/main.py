@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api import metrics
-from api.errors import handle_service_error
+from api.errors import document_common_errors, handle_service_error
 from api.metrics import RequestTimer
 from api.readcache import CachedReads, ChangeListener, ReadCache
 from api.routes import (
@@ -174,6 +174,14 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
     )
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_common_errors(default_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.read_cache = ReadCache()
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestTimer)
