@@ -250,9 +250,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "NAO_BROKER_URL": args.broker_url or settings.resolved_broker_url(),
         "NAO_READ_CACHE": "true" if args.read_cache else "false",
     }
+    # served as `nao api` serves it: httptools through api.protocol (header caps, read timeout)
     cmd = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port),
-           "--workers", str(args.server_workers), "--log-level", "warning",
-           "--no-access-log"]  # fmt: skip
+           "--http", "api.protocol:HttpProtocol", "--workers", str(args.server_workers),
+           "--log-level", "warning", "--no-access-log"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env)
     base = f"http://127.0.0.1:{port}"
     try:

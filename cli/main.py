@@ -146,11 +146,15 @@ def _raise_exit(signum: int, _frame: object) -> None:
 
 def serve_api(host: str, port: int, workers: int | None, log_level: str = "info") -> None:
     """uvicorn with ``workers`` processes (default ``NAO_API_WORKERS``): one per core the API
-    may use. uvloop and httptools are picked up when installed (they are dependencies)."""
+    may use, on uvloop, and httptools through ``api.protocol`` (header caps, read timeout)."""
     import uvicorn
 
+    from api.protocol import HttpProtocol
+
     n = workers or _settings().api_workers
-    uvicorn.run("api.main:app", host=host, port=port, workers=n, log_level=log_level)
+    uvicorn.run(
+        "api.main:app", host=host, port=port, workers=n, log_level=log_level, http=HttpProtocol
+    )
 
 
 def _api(args: argparse.Namespace) -> int:

@@ -17,7 +17,8 @@ RUN pip install --no-deps . \
        "uvicorn>=0.29" "uvloop>=0.19" "httptools>=0.6" "sqlalchemy>=2" "alembic>=1.13" \
        "psycopg[binary]>=3.1" "celery[redis]>=5.3" "redis>=5" "pydantic-settings>=2" \
        "numpy>=1.26" \
-    && python -c "import api.main, sys; assert 'torch' not in sys.modules" \
+    && python -c "import api.main, api.protocol, sys; assert 'torch' not in sys.modules" \
+    && nao api --help > /dev/null \
     && useradd --create-home nao && chmod +x /prestart.sh \
     && mkdir -p /var/lib/nao/storage /var/lib/nao/data && chown -R nao:nao /var/lib/nao
 # A named volume mounted on /var/lib/nao/* starts as a copy of these folders, owned by nao.
@@ -25,4 +26,5 @@ USER nao
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
-CMD ["/prestart.sh", "uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
+# `nao api`, not bare uvicorn: it serves with api.protocol (header caps, read timeout).
+CMD ["/prestart.sh", "nao", "api", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     data_dir: Path | None = None  # datasets and tables (`nao data`); default: <home>/data
     queue_prefix: str = ""  # prefixes the queue names (tests run isolated workers)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    # What a request may send before the app sees it (api.protocol): 431, 408 beyond.
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # request line and headers
+    max_headers: int = Field(default=100, ge=1)
+    request_read_timeout_s: float = Field(default=30.0, gt=0)  # a request's head and body
     visibility_timeout_s: int = Field(default=48 * 3600, gt=0)  # above the longest job
     # Admission limits (jobs/limits.py): the largest job one request may ask for, checked on
     # the resolved config of every kind; the paper presets fit (train-rnn/paper: 4000 epochs,

@@ -3,6 +3,7 @@ volumes, the GPU reservation, a torch-free API image and migrations before servi
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -76,9 +77,11 @@ def test_api_image_has_no_torch_and_migrates_first() -> None:
     run = " ".join(arg for op, arg in steps if op == "RUN")
     assert "--no-deps" in run
     assert not re.search(r"\btorch(vision)?\b[=<>\"]", run)
-    cmd = next(arg for op, arg in steps if op == "CMD")
-    assert "/prestart.sh" in cmd
-    assert "api.main:app" in cmd
+    cmd = json.loads(next(arg for op, arg in steps if op == "CMD"))
+    # migrations first, then `nao api`: uvicorn with api.protocol's header caps and timeout
+    assert cmd[:3] == ["/prestart.sh", "nao", "api"]
+    assert cmd[cmd.index("--host") + 1] == "0.0.0.0"
+    assert "nao api --help" in run  # the entry point works without torch
     assert "alembic upgrade head" in (ROOT / "docker" / "prestart.sh").read_text()
     assert any(op == "HEALTHCHECK" for op, _ in steps)
 
