@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -32,13 +34,19 @@ def pg_available() -> bool:
         return False
 
 
-def redis_available() -> bool:
+def redis_available(url: str = REDIS) -> bool:
     try:
         import redis
 
-        return bool(redis.Redis.from_url(REDIS, socket_timeout=2).ping())
+        return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
     except Exception:
         return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -92,6 +100,60 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(cmd, cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
 
 
+def start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``uvicorn api.main:app`` on ``port`` with ``env``'s settings; ready (``/readyz``)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("NAO_")}
+    cmd = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port),
+           "--log-level", "warning"]  # fmt: skip
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**clean, **env, "OMP_NUM_THREADS": "1"},
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    wait_ready(f"http://127.0.0.1:{port}", proc, log)
+    return proc
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until ``base``'s ``/readyz`` answers 200; the log's tail should ``proc`` exit first."""
+    import httpx
+
+    def ready() -> bool:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(ready, 90, "the service", 0.3)
+
+
+class PrivateRedis:
+    """``redis-server`` on a port of its own (the machine's shared one is never touched),
+    killed and started again by the tests. With ``appendonly`` its data survives a restart
+    (an append-only file, fsync per write); without, a restart loses every message."""
+
+    def __init__(self, root: Path, appendonly: bool) -> None:
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server not installed")
+        self.root, self.appendonly, self.port = root, appendonly, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+        root.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else [
+            "--appendonly", "no"]  # fmt: skip
+        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+               "--dir", str(self.root), *aof]  # fmt: skip
+        with (self.root / "redis.log").open("ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        wait_for(lambda: redis_available(self.url), 20, "the private Redis", 0.1)
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no final save."""
+        if self.proc is not None:
+            stop(self.proc, sig_kill=True)
+
+
 def stop(proc: subprocess.Popen[bytes], sig_kill: bool = False) -> None:
     if proc.poll() is None:
         proc.kill() if sig_kill else proc.terminate()
@@ -128,10 +190,10 @@ def wait_succeeded(client: Any, url: str, timeout: float = 120) -> Any:
     return job
 
 
-def clear_redis_prefix(prefix: str) -> None:
+def clear_redis_prefix(prefix: str, url: str = REDIS) -> None:
     import redis
 
-    r = redis.Redis.from_url(REDIS)
+    r = redis.Redis.from_url(url)
     for key in r.scan_iter(f"*{prefix}*"):
         r.delete(key)
 
@@ -139,8 +201,10 @@ def clear_redis_prefix(prefix: str) -> None:
 @contextmanager
 def isolated_service(home: Path, **settings: str) -> Iterator[dict[str, str]]:
     """A fresh, migrated Postgres database and a unique Redis queue prefix, with ``NAO_*``
-    settings pointing at them (plus ``settings``) for the block."""
-    if not redis_available():
+    settings pointing at them (plus ``settings``; ``broker_url`` another Redis) for the
+    block."""
+    broker = settings.pop("broker_url", REDIS)
+    if not redis_available(broker):
         pytest.skip("Redis not reachable")
     from store.migrate import upgrade
 
@@ -149,14 +213,15 @@ def isolated_service(home: Path, **settings: str) -> Iterator[dict[str, str]]:
         upgrade(url)
         with service_env(
             database_url=url,
-            broker_url=REDIS,
+            broker_url=broker,
             queue_prefix=prefix,
             home=str(home),
             storage_dir=str(home / "storage"),
             **settings,
         ) as env:
             yield env
-        clear_redis_prefix(prefix)
+        if redis_available(broker):
+            clear_redis_prefix(prefix, broker)
 
 
 def assert_rounds_recorded_once(client: Any, job_id: int, storage_dir: str, rounds: int) -> None:

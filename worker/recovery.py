@@ -99,7 +99,8 @@ MAX_BACKOFF = 8  # the re-send period grows 1x, 2x, 4x, 8x, 8x, ...
 
 def resend_queued_jobs() -> list[int]:
     """Send again the task of every job queued for ``requeue_after_s`` (times its back-off)
-    since its task was last sent; returns their ids. A failed send is retried next time."""
+    since its task was last sent; returns their ids. A failed send ends the sweep; it and the
+    rest are sent next time."""
     factory = session_factory(get_settings().resolved_database_url())
     period = get_worker_settings().requeue_after_s
     now = utcnow()
@@ -116,9 +117,9 @@ def resend_queued_jobs() -> list[int]:
             continue
         try:  # send, then record: a send lost in between is only a duplicate (a no-op)
             broker.enqueue(kind.task, job_id, kind.queue)
-        except Exception as exc:
+        except Exception as exc:  # the broker is down: the rest wait for the next sweep
             logger.warning("job=%d re-send failed: %s: %s", job_id, type(exc).__name__, exc)
-            continue
+            break  # (each failed send takes its retries: a sweep of all would hold the reaper)
         with session_scope(factory) as s:
             repository.stamp_resend(s, job_id, resends)
         logger.warning("job=%d queued for %.0f s since its last send; re-sent", job_id, period)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,15 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from service_fixtures import ROOT, isolated_service, start_worker, stop, wait_for
+from service_fixtures import (
+    ROOT,
+    free_port,
+    isolated_service,
+    start_worker,
+    stop,
+    wait_for,
+    wait_ready,
+)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -33,28 +40,11 @@ pytestmark = [
 SEARCH_TIMEOUT_MS = 180_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    def ready() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(ready, 90, "the service", 0.5)
-
-
 @pytest.fixture(scope="module", params=["embedded", "postgres"])
 def service(request: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """``{"base": URL, "token": ...}`` of a running service of each kind."""
     home = tmp_path_factory.mktemp(request.param)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = home / "service.log"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NAO_")}
@@ -64,7 +54,7 @@ def service(request: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             proc = subprocess.Popen(cmd, cwd=ROOT, env={**clean, "OMP_NUM_THREADS": "1"},
                                     stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
         try:
-            _wait_ready(base, proc, log)
+            wait_ready(base, proc, log)
             yield {"base": base, "token": (home / "token").read_text().strip()}
         finally:
             stop(proc)
@@ -81,7 +71,7 @@ def service(request: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             api = subprocess.Popen(cmd, cwd=ROOT, env={**clean, **env}, stdout=out,
                                    stderr=subprocess.STDOUT)  # fmt: skip
         try:
-            _wait_ready(base, api, log)
+            wait_ready(base, api, log)
             yield {"base": base, "token": token}
         finally:
             stop(api)

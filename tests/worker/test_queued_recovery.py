@@ -101,15 +101,16 @@ def test_a_failed_resend_is_retried_at_the_next_sweep(embedded, monkeypatch) -> 
 
     factory = session_factory(_url(embedded))
     with session_scope(factory) as s:
-        job_id = make_job(
-            s, status=JobStatus.QUEUED, enqueued_at=utcnow() - timedelta(seconds=5)
-        ).id
-    monkeypatch.setattr(recovery.broker, "enqueue", down)
+        due = utcnow() - timedelta(seconds=5)
+        ids = [make_job(s, status=JobStatus.QUEUED, enqueued_at=due).id for _ in range(3)]
+    tried: list[int] = []
+    monkeypatch.setattr(recovery.broker, "enqueue", lambda t, j, q="gpu": down(tried.append(j)))
     assert recovery.resend_queued_jobs() == []
+    assert tried == ids[:1]  # the broker is down: the sweep stops at its first failed send
     sent: list[int] = []
     monkeypatch.setattr(recovery.broker, "enqueue", lambda t, j, q="gpu": sent.append(j))
-    assert recovery.resend_queued_jobs() == [job_id]
-    assert sent == [job_id]
+    assert recovery.resend_queued_jobs() == ids
+    assert sent == ids
 
 
 def test_a_stale_job_requeued_while_the_broker_is_down_is_resent_later(
