@@ -6,7 +6,12 @@
 * ``nao_jobs{kind,status}``: jobs by kind and state, counted in the database at scrape time;
 * ``nao_queue_depth{queue}``: messages waiting in each broker queue;
 * ``nao_worker_heartbeat_age_seconds{worker}``: for each worker holding a running job, the age
-  of its last heartbeat (a lost worker shows as a growing age until the reaper re-queues).
+  of its last heartbeat (a lost worker shows as a growing age until the reaper re-queues);
+* ``nao_worker_seen_age_seconds{worker}``: for every worker seen in the last day, idle or busy,
+  the age of its status row (each worker upserts it every heartbeat period, worker/status.py);
+* ``nao_gpu_memory_used_bytes{worker,device}``, ``nao_gpu_memory_total_bytes{worker,device}``
+  and ``nao_gpu_utilization_percent{worker,device}``: the GPU of each of those workers, as it
+  last reported it (none for a CPU worker; no utilisation without pynvml on the worker).
 
 With several API processes (``NAO_API_WORKERS``) set ``PROMETHEUS_MULTIPROC_DIR`` to an empty
 folder: each process then writes its histogram there and any of them serves the sum.
@@ -16,7 +21,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -29,9 +35,10 @@ from sqlalchemy import func, select
 
 from store import broker
 from store.db import session_factory
-from store.models import Job, utcnow
+from store.models import Job, WorkerStatus, utcnow
 from store.repository import ACTIVE
 from store.settings import get_settings
+from store.workers import workers_seen_since
 
 REQUESTS = Histogram(
     "nao_http_request_duration_seconds",
@@ -94,12 +101,41 @@ class ServiceCollector(Collector):
             ):
                 if seen is not None:
                     ages.add_metric([worker], (now - seen).total_seconds())
+            statuses = workers_seen_since(s, now - SEEN_WITHIN)
         yield jobs
         yield ages
+        yield from _worker_metrics(statuses, now)
         depth = GaugeMetricFamily("nao_queue_depth", "Messages waiting", labels=["queue"])
         for queue, n in broker.queue_depths().items():
             depth.add_metric([queue], n)
         yield depth
+
+
+SEEN_WITHIN = timedelta(days=1)  # older rows: workers long gone, not shown
+
+
+def _worker_metrics(rows: Sequence[WorkerStatus], now: datetime) -> Iterator[GaugeMetricFamily]:
+    seen = GaugeMetricFamily(
+        "nao_worker_seen_age_seconds",
+        "Seconds since each worker, idle or busy, last reported itself",
+        labels=["worker"],
+    )
+    gpu = {
+        column: GaugeMetricFamily(name, text, labels=["worker", "device"])
+        for column, name, text in (
+            ("gpu_memory_used_bytes", "nao_gpu_memory_used_bytes", "GPU memory in use"),
+            ("gpu_memory_total_bytes", "nao_gpu_memory_total_bytes", "GPU memory in all"),
+            ("gpu_utilization_percent", "nao_gpu_utilization_percent", "GPU utilisation"),
+        )
+    }
+    for row in rows:
+        seen.add_metric([row.worker], (now - row.seen_at).total_seconds())
+        for column, family in gpu.items():
+            value = getattr(row, column)
+            if value is not None:
+                family.add_metric([row.worker, row.device], value)
+    yield seen
+    yield from gpu.values()
 
 
 def _registry() -> CollectorRegistry:

@@ -1,4 +1,5 @@
-"""ORM tables: job, architecture, pool_round, metric, checkpoint, api_token, search_candidate.
+"""ORM tables: job, architecture, pool_round, metric, checkpoint, api_token, search_candidate,
+worker_status.
 
 Top-k reads (``GET /architectures?top=10``) are served by one index per score source, plain
 and per search, so they stay index scans at millions of rows. Statuses are ``StrEnum``s
@@ -266,3 +267,20 @@ class SearchCandidate(Base):
         UniqueConstraint("job_id", "pool_id", name="uq_search_candidate_job_pool"),
         Index("ix_search_candidate_job_round_status", "job_id", "round", "status"),
     )
+
+
+class WorkerStatus(Base):
+    """One live worker process, upserted by its own status thread every ``heartbeat_s``
+    (worker/status.py), whether or not it runs a job: when it was last seen and, on CUDA, its
+    GPU's memory and utilisation (None on a CPU, or utilisation without pynvml). ``GET
+    /metrics`` reads it at scrape time; a worker that stops cleanly deletes its row."""
+
+    __tablename__ = "worker_status"
+
+    worker: Mapped[str] = mapped_column(String(255), primary_key=True)  # NAME/HOST:PID
+    host: Mapped[str] = mapped_column(String(255))
+    device: Mapped[str] = mapped_column(String(32))  # "cuda:0", "cpu"
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    gpu_memory_used_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    gpu_memory_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    gpu_utilization_percent: Mapped[float | None] = mapped_column(Float)

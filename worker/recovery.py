@@ -186,16 +186,23 @@ class Reaper:
 
 
 _reaper: Reaper | None = None
+_status: Any = None  # worker.status.StatusReporter: this worker's liveness and GPU row
 
 
 @signals.worker_ready.connect
-def _start_reaper(**_kw: Any) -> None:
-    global _reaper
+def _start_reaper(sender: Any = None, **_kw: Any) -> None:
+    global _reaper, _status
+    from worker import status  # it imports worker_id from here
+
     _reaper = Reaper()
     _reaper.start()
+    _status = status.for_consumer(sender)
+    _status.start()
 
 
 @signals.worker_shutdown.connect
 def _stop_reaper(**_kw: Any) -> None:
     if _reaper is not None:
         _reaper.stop()
+    if _status is not None:
+        _status.stop()

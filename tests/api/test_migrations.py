@@ -20,6 +20,7 @@ TABLES = {
     "api_token",
     "search_candidate",
     "pool_round",
+    "worker_status",
 }
 
 
@@ -40,6 +41,7 @@ def _check_up_down(url: str) -> None:
     assert {"ix_architecture_supernet", "ix_architecture_job_trained"} <= indexes
     _check_pool_round_down_and_up(url)
     _check_token_owners_down_and_up(url)
+    _check_worker_status_down_and_up(url)
     downgrade(url)
     assert _tables(url) == set()
     upgrade(url)  # and up again: downgrade left nothing behind
@@ -159,6 +161,31 @@ def _check_token_owners_down_and_up(url: str) -> None:
         assert sorted(owners.all()) == sorted([(job, None), (new, None)])
         assert conn.execute(text("SELECT count(*) FROM metric")).scalar_one() == 1
         conn.execute(text("DELETE FROM job"))
+    engine.dispose()
+
+
+def _check_worker_status_down_and_up(url: str) -> None:
+    """0008 down and up: the table goes and comes back, nullable GPU columns and all."""
+    downgrade(url, "0007_space_score_indexes")
+    assert _tables(url) == TABLES - {"worker_status"}
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO worker_status (worker, host, device, seen_at)"
+                " VALUES ('w/h:1', 'h', 'cpu', :t)"
+            ),
+            {"t": _T},
+        )
+        nulls = conn.execute(
+            text(
+                "SELECT gpu_memory_used_bytes, gpu_memory_total_bytes, gpu_utilization_percent"
+                " FROM worker_status"
+            )
+        )
+        assert nulls.one() == (None, None, None)
+        conn.execute(text("DELETE FROM worker_status"))
     engine.dispose()
 
 
