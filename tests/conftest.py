@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_fixtures import isolated_service
+from service_fixtures import PrivatePostgres, isolated_service
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -30,6 +30,18 @@ def _torch_threads():
 
 
 # --- the service (issue #4): Postgres + Redis per test module -----------------------------
+@pytest.fixture
+def private_pg() -> Iterator[PrivatePostgres]:
+    """A started ``PrivatePostgres`` (its own port, stopped and started by the test), removed
+    afterwards."""
+    pg = PrivatePostgres()
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.remove()
+
+
 @pytest.fixture(scope="module")
 def pg_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Postgres (a fresh, migrated database) + Redis (a unique queue prefix)."""

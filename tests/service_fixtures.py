@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -152,6 +153,39 @@ class PrivateRedis:
         """``kill -9``: no shutdown, no final save."""
         if self.proc is not None:
             stop(self.proc, sig_kill=True)
+
+
+class PrivatePostgres:
+    """``initdb`` + ``pg_ctl`` in a temporary folder (as the ``postgres`` user under root), on
+    a port of its own (the machine's shared Postgres is never touched), stopped and started
+    again by the tests; ``remove`` stops it for good and deletes its folder."""
+
+    def __init__(self) -> None:
+        if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+            pytest.skip("initdb/pg_ctl not installed")
+        self.root = Path(tempfile.mkdtemp(prefix="nao-pg-"))
+        self.data, self.port = self.root / "data", free_port()
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_user:
+            shutil.chown(self.root, "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust")
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *cmd: str) -> None:
+        subprocess.run([*self.as_user, *cmd], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.root / "pg.log")
+        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", log, "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        subprocess.run([*self.as_user, "pg_ctl", "-D", str(self.data), "-m", "immediate",
+                        "stop"], capture_output=True, timeout=60)  # fmt: skip
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def stop(proc: subprocess.Popen[bytes], sig_kill: bool = False) -> None:

@@ -6,7 +6,10 @@ Pool rows are upserted by (job, canonical hash), each round's predicted-vs-measu
 re-delivery is recorded exactly once.
 
 A metric point the database cannot take (down, restarting) is kept, up to ``MAX_PENDING``
-points, and written with the next one, so a short outage loses no point of the curves.
+points, and written with the next one, so a short outage loses no point of the curves. The
+cancel poll and the phase are skipped while it is down (the job runs on), and a round's rows
+wait for it (up to ``ROUND_WAIT_S``) rather than fail the task, which would lose the kept
+points with the reporter (a retry resumes after them, from the epoch's checkpoint).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -31,6 +34,12 @@ from worker.settings import get_worker_settings
 logger = logging.getLogger(__name__)
 
 MAX_PENDING = 10_000  # metric points kept while the database is unreachable; oldest dropped
+ROUND_WAIT_S = 300.0  # how long a round's rows wait for the database before the task fails
+UNREACHABLE = (OperationalError, InterfaceError)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).split("\n")[0]
 
 
 def pool_rows(space: SearchSpace, entries: Sequence[PoolEntry]) -> list[dict[str, Any]]:
@@ -68,8 +77,11 @@ class DbReporter:
         self._pending: deque[tuple[int, dict[str, float]]] = deque(maxlen=MAX_PENDING)
 
     def on_phase(self, name: str, total: int) -> None:
-        with session_scope(self.factory) as s:
-            repository.update_job(s, self.job_id, phase=str(name), total=total)
+        try:
+            with session_scope(self.factory) as s:
+                repository.update_job(s, self.job_id, phase=str(name), total=total)
+        except UNREACHABLE as exc:  # only the progress display: the next phase sets it
+            logger.warning("job=%d phase %s not recorded: %s", self.job_id, name, _first_line(exc))
 
     def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
         if len(self._pending) == MAX_PENDING:
@@ -84,42 +96,73 @@ class DbReporter:
                     self._last_write = now
                     progress = min(epoch / self.total_epochs, 1.0) * 0.95
                     repository.update_job(s, self.job_id, current=epoch, progress=progress)
-        except (OperationalError, InterfaceError) as exc:  # unreachable: the next call retries
+        except UNREACHABLE as exc:  # the next call retries
             logger.warning(
                 "job=%d %d metric points kept for later: %s",
                 self.job_id,
                 len(self._pending),
-                str(exc).split("\n")[0],
+                _first_line(exc),
             )
             return
         self._pending.clear()
+
+    def _until_written(self, write: Callable[[Session], None]) -> None:
+        """Run ``write`` in a transaction, waiting out an unreachable database (backing off to
+        5 s) for up to ``ROUND_WAIT_S``; the kept metric points go with it."""
+        delay, waited = 0.25, 0.0
+        while True:
+            try:
+                with session_scope(self.factory) as s:
+                    for step, values in self._pending:
+                        repository.record_metrics(s, self.job_id, step, values)
+                    write(s)
+            except UNREACHABLE as exc:
+                if waited >= ROUND_WAIT_S:
+                    raise
+                logger.warning("job=%d waiting for the database: %s", self.job_id, _first_line(exc))
+                time.sleep(delay)
+                waited, delay = waited + delay, min(delay * 2, 5.0)
+                continue
+            self._pending.clear()
+            return
 
     def on_pool_scored(self, round: int, pool: Sequence[PoolEntry]) -> None:
         self._write_pool(round, pool)
         scores = [e.score for e in pool if e.score is not None]
         rows = [{"pool_id": e.id, "predicted": e.predicted, "measured": e.score} for e in pool]
-        with session_scope(self.factory) as s:
+
+        def write(s: Session) -> None:
             repository.record_pool_round(s, self.job_id, round, rows)
             if scores:
                 repository.record_metrics(s, self.job_id, round, {"pool_best": max(scores)})
             repository.update_job(s, self.job_id, rounds=round)
+
+        self._until_written(write)
         logger.info("job=%d round=%d pool=%d recorded", self.job_id, round, len(pool))
 
     def on_proposals(self, round: int, archs: Sequence[PoolEntry]) -> None:
         self._write_pool(round, archs)
 
     def _write_pool(self, round: int, entries: Sequence[PoolEntry]) -> None:
-        with session_scope(self.factory) as s:
+        rows = pool_rows(self.space, entries)
+
+        def write(s: Session) -> None:
             job = repository.get_job(s, self.job_id)
             assert job is not None
-            repository.upsert_architectures(s, job, pool_rows(self.space, entries))
+            repository.upsert_architectures(s, job, rows)
+
+        self._until_written(write)
 
     def should_stop(self) -> bool:
         now = time.monotonic()
         if not self._stop and now - self._last_poll >= self.poll_s:
             self._last_poll = now
-            with self.factory() as s:
-                status = repository.get_job_status(s, self.job_id)
+            try:
+                with self.factory() as s:
+                    status = repository.get_job_status(s, self.job_id)
+            except UNREACHABLE as exc:  # run on; the next poll asks again
+                logger.warning("job=%d cancel poll failed: %s", self.job_id, _first_line(exc))
+                return self._stop
             self._stop = status in (JobStatus.CANCELLING, JobStatus.CANCELLED)
         return self._stop
 

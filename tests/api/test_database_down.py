@@ -6,14 +6,7 @@ is never stopped); the broker is the embedded SQLAlchemy one."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from service_fixtures import service_env
@@ -21,53 +14,6 @@ from service_fixtures import service_env
 pytestmark = pytest.mark.slow
 
 EVOLUTION = {"space": "nb201", "method": "evolution", "budget": 30, "seed": 0}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class PrivatePostgres:
-    """``initdb`` + ``pg_ctl`` in a temporary folder (as the ``postgres`` user under root)."""
-
-    def __init__(self) -> None:
-        if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
-            pytest.skip("initdb/pg_ctl not installed")
-        self.root = Path(tempfile.mkdtemp(prefix="nao-pg-"))
-        self.data, self.port = self.root / "data", _free_port()
-        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.as_user:
-            shutil.chown(self.root, "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust")
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *cmd: str) -> None:
-        subprocess.run([*self.as_user, *cmd], check=True, capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        log = str(self.root / "pg.log")
-        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", log, "-w", "start")
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def remove(self) -> None:
-        subprocess.run([*self.as_user, "pg_ctl", "-D", str(self.data), "-m", "immediate",
-                        "stop"], capture_output=True, timeout=60)  # fmt: skip
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-@pytest.fixture
-def private_pg(tmp_path: Path) -> Iterator[PrivatePostgres]:
-    pg = PrivatePostgres()
-    try:
-        pg.start()
-        yield pg
-    finally:
-        pg.remove()
 
 
 def test_the_api_answers_503_while_postgres_is_down_and_recovers(private_pg, tmp_path) -> None:
