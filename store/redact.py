@@ -4,7 +4,7 @@ Job rows are readable without a token, so what is stored in them must not show t
 layout: ``redact_paths`` writes the storage, data and home directories as ``$NAO_STORAGE_DIR``,
 ``$NAO_DATA_DIR``, ``$NAO_HOME`` and ``~`` (the worker log keeps the full message). A job's
 ``worker`` column holds the process identity recovery needs (``NAME/HOST:PID``,
-``worker.recovery.worker_id``); ``worker_name`` is the part callers see.
+``worker.settings.worker_id``); ``worker_name`` is the part callers see.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from store.db import session_factory, session_scope
 from store.models import Job, JobStatus, utcnow
 from store.redact import redact_paths
 from store.settings import get_settings
-from worker.recovery import Heartbeat, is_held_elsewhere, worker_id
-from worker.settings import get_worker_settings
+from worker.recovery import Heartbeat, is_held_elsewhere
+from worker.settings import get_worker_settings, worker_id
 
 logger = get_task_logger(__name__)
 

@@ -28,8 +28,6 @@ Safe with many workers (production) as long as ``stale_after_s`` is well above
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,16 +40,9 @@ from store import broker, repository
 from store.db import session_factory, session_scope
 from store.models import Job, JobStatus, utcnow
 from store.settings import get_settings
-from worker.settings import get_worker_settings
+from worker.settings import get_worker_settings, worker_id
 
 logger = logging.getLogger(__name__)
-
-
-def worker_id() -> str:
-    """This process, ``NAME/HOST:PID``: host and pid tell two workers on one host apart; the
-    name (``NAO_WORKER_NAME``, default the host) is all the API shows (``store.redact``)."""
-    host = socket.gethostname()
-    return f"{get_worker_settings().worker_name or host}/{host}:{os.getpid()}"
 
 
 def _aware(t: datetime | None) -> datetime | None:
@@ -192,7 +183,7 @@ _status: Any = None  # worker.status.StatusReporter: this worker's liveness and 
 @signals.worker_ready.connect
 def _start_reaper(sender: Any = None, **_kw: Any) -> None:
     global _reaper, _status
-    from worker import status  # it imports worker_id from here
+    from worker import status  # torch: loaded when the worker is ready, not at import
 
     _reaper = Reaper()
     _reaper.start()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from functools import lru_cache
 
 from pydantic import Field
@@ -30,3 +32,10 @@ class WorkerSettings(BaseSettings):
 @lru_cache
 def get_worker_settings() -> WorkerSettings:
     return WorkerSettings()
+
+
+def worker_id() -> str:
+    """This process, ``NAME/HOST:PID``: host and pid tell two workers on one host apart; the
+    name (``NAO_WORKER_NAME``, default the host) is all the API shows (``store.redact``)."""
+    host = socket.gethostname()
+    return f"{get_worker_settings().worker_name or host}/{host}:{os.getpid()}"

@@ -22,7 +22,7 @@ from nao_core.utils.device import resolve_device
 from store import workers
 from store.db import session_factory, session_scope
 from store.settings import get_settings
-from worker.settings import get_worker_settings
+from worker.settings import get_worker_settings, worker_id
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,6 @@ class StatusReporter:
         every_s: float | None = None,
         use_cuda: bool = True,
     ) -> None:
-        from worker.recovery import worker_id  # recovery starts this one: imported late
-
         self.worker, self.host = worker_id(), socket.gethostname()
         self.probe, self._device = probe, device
         self._url = database_url
