@@ -59,6 +59,7 @@ def _seed_search(url: str, seed: int = 0) -> tuple[int, int, int, int]:
         archs, pool = [], list(range(POOL))
         for pool_id in range(POOL):
             archs.append({"pool_id": pool_id, "round": 0, "parent_id": None, "step_size": None})
+        pools = [pool]  # the members at each evaluation point
         next_id = POOL
         for r in range(1, ROUNDS):
             for _ in range(NEW_PER_ROUND):
@@ -73,6 +74,7 @@ def _seed_search(url: str, seed: int = 0) -> tuple[int, int, int, int]:
                 )
                 next_id += 1
             pool = pool[NEW_PER_ROUND:] + list(range(next_id - NEW_PER_ROUND, next_id))
+            pools.append(pool)
         score = {a["pool_id"]: rng.random() for a in archs}
         space, draws = create_search_space("cnn"), np.random.default_rng(seed)
         rows = [
@@ -89,23 +91,17 @@ def _seed_search(url: str, seed: int = 0) -> tuple[int, int, int, int]:
             for a in archs
         ]
         s.execute(insert(Architecture), rows)
-        members = list(range(POOL))
-        rounds = []
-        for r in range(1, ROUNDS + 1):
-            for pool_id in members:
-                predicted = None if r == 1 else score[pool_id] + rng.gauss(0, 0.1)
-                rounds.append(
-                    {
-                        "job_id": search.id,
-                        "round": r,
-                        "pool_id": pool_id,
-                        "predicted": predicted,
-                        "measured": score[pool_id],
-                    }
-                )
-            members = members[NEW_PER_ROUND:] + list(
-                range(POOL + (r - 1) * NEW_PER_ROUND, POOL + r * NEW_PER_ROUND)
-            )
+        rounds = [
+            {
+                "job_id": search.id,
+                "round": r,
+                "pool_id": pool_id,
+                "predicted": None if r == 1 else score[pool_id] + rng.gauss(0, 0.1),
+                "measured": score[pool_id],
+            }
+            for r, members in enumerate(pools, start=1)
+            for pool_id in members
+        ]
         s.execute(insert(PoolRound), rounds)
         best = max(score, key=score.__getitem__)
         arch = s.query(Architecture).filter_by(job_id=search.id, pool_id=best).one()

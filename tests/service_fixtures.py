@@ -91,6 +91,34 @@ def service_env(**values: str) -> Iterator[dict[str, str]]:
         get_settings.cache_clear()
 
 
+def embedded_url(env: dict[str, str]) -> str:
+    """The SQLite database of an embedded service's settings."""
+    return f"sqlite:///{Path(env['NAO_HOME']) / 'nao.sqlite'}"
+
+
+@contextmanager
+def embedded_service(home: Path, **settings: str) -> Iterator[dict[str, str]]:
+    """``nao up``'s settings for the block: everything under ``home`` (SQLite, the SQLAlchemy
+    broker), a private queue prefix and fast heartbeats, migrated; ``settings`` add to them."""
+    from store.migrate import upgrade
+    from worker.settings import get_worker_settings
+
+    home.mkdir(parents=True, exist_ok=True)
+    values = {"heartbeat_s": "0.5", "stale_after_s": "8", **settings}
+    with service_env(
+        home=str(home),
+        database_url="",
+        broker_url="",
+        storage_dir=str(home / "storage"),
+        queue_prefix=f"e{uuid.uuid4().hex[:8]}.",
+        **values,
+    ) as env:
+        get_worker_settings.cache_clear()
+        upgrade(embedded_url(env))
+        yield env
+    get_worker_settings.cache_clear()
+
+
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     prefix = env.get("NAO_QUEUE_PREFIX", "")
     full = {**os.environ, **env, "OMP_NUM_THREADS": "1", "NAO_TORCH_THREADS": "1"}

@@ -13,21 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from service_fixtures import ROOT
+from service_fixtures import ROOT, free_port
 
 READ_TIMEOUT_S = 1.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     home = tmp_path_factory.mktemp("home")
-    port = _free_port()
+    port = free_port()
     env = {
         "PATH": "/usr/bin:/bin",
         "NAO_HOME": str(home),
@@ -160,7 +154,7 @@ def test_nao_api_and_nao_up_serve_with_the_protocol(monkeypatch) -> None:
 
     calls: list[dict[str, object]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
-    assert cli_main.main(["api", "--port", str(_free_port())]) == 0
+    assert cli_main.main(["api", "--port", str(free_port())]) == 0
     assert calls[-1]["app"] == "api.main:app"
     assert calls[-1]["http"] is HttpProtocol
     # `nao up` serves through the same function

@@ -7,7 +7,6 @@ it back to ``queued`` and enqueues it, and the task resumes from the job's check
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,14 +16,14 @@ import pytest
 from factories import make_job
 from service_fixtures import (
     assert_rounds_recorded_once,
-    service_env,
+    embedded_service,
+    embedded_url,
     start_worker,
     stop,
     wait_for,
 )
 
 from store.db import session_factory, session_scope
-from store.migrate import upgrade
 from store.models import Job, JobKind, JobStatus, utcnow
 
 SEARCH = {"space": "cnn", "dataset": "digits", "preset": "tiny"}
@@ -33,23 +32,8 @@ SEARCH = {"space": "cnn", "dataset": "digits", "preset": "tiny"}
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[dict[str, str]]:
     """``nao up``'s settings: everything under one home, SQLite and the SQLAlchemy broker."""
-    home = tmp_path / "home"
-    home.mkdir()
-    with service_env(
-        home=str(home),
-        database_url="",
-        broker_url="",
-        storage_dir=str(home / "storage"),
-        queue_prefix=f"e{uuid.uuid4().hex[:8]}.",
-        heartbeat_s="0.5",
-        stale_after_s="8",
-    ) as env:
-        upgrade(f"sqlite:///{home / 'nao.sqlite'}")
+    with embedded_service(tmp_path / "home") as env:
         yield env
-
-
-def _url(env: dict[str, str]) -> str:
-    return f"sqlite:///{Path(env['NAO_HOME']) / 'nao.sqlite'}"
 
 
 def test_a_fresh_heartbeat_keeps_the_job_a_stale_one_requeues_it(embedded, monkeypatch) -> None:
@@ -61,7 +45,7 @@ def test_a_fresh_heartbeat_keeps_the_job_a_stale_one_requeues_it(embedded, monke
         sent.append((name, job_id, queue))
 
     monkeypatch.setattr(recovery.broker, "enqueue", enqueue)
-    factory = session_factory(_url(embedded))
+    factory = session_factory(embedded_url(embedded))
     with session_scope(factory) as s:
         fresh = make_job(s, status=JobStatus.RUNNING, worker="a:1", heartbeat_at=utcnow())
         old = utcnow() - timedelta(seconds=60)
@@ -102,7 +86,7 @@ def test_kill_9_of_the_embedded_worker_mid_search_then_a_fresh_one_finishes(
     from api.main import create_app
     from store.tokens import create_token
 
-    with session_scope(session_factory(_url(embedded))) as s:
+    with session_scope(session_factory(embedded_url(embedded))) as s:
         auth = {"Authorization": f"Bearer {create_token(s, 'tests')}"}
     with TestClient(create_app()) as client:
         job = client.post("/searches", json={**SEARCH, "budget": 8}, headers=auth).json()

@@ -6,7 +6,6 @@ checkpoint does not fit on the storage volume fails saying so."""
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,16 +13,14 @@ from typing import Any
 
 import pytest
 from factories import make_job
-from service_fixtures import service_env, start_worker, stop, wait_for
+from service_fixtures import embedded_service, embedded_url, start_worker, stop, wait_for
 from sqlalchemy import update
 
 from jobs import registry
 from nao_core.errors import StorageFull
 from nao_core.search_space import create_search_space
 from store.db import session_factory, session_scope
-from store.migrate import upgrade
 from store.models import Job, JobKind, JobStatus, Metric, utcnow
-from worker.settings import get_worker_settings
 
 EVOLUTION = {"space": "nb201", "method": "evolution", "budget": 30, "seed": 0}
 
@@ -31,26 +28,8 @@ EVOLUTION = {"space": "nb201", "method": "evolution", "budget": 30, "seed": 0}
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[dict[str, str]]:
     """``nao up``'s settings (SQLite, the SQLAlchemy broker) with a 3 s re-send period."""
-    home = tmp_path / "home"
-    home.mkdir()
-    with service_env(
-        home=str(home),
-        database_url="",
-        broker_url="",
-        storage_dir=str(home / "storage"),
-        queue_prefix=f"q{uuid.uuid4().hex[:8]}.",
-        heartbeat_s="0.5",
-        stale_after_s="8",
-        requeue_after_s="3",
-    ) as env:
-        get_worker_settings.cache_clear()
-        upgrade(_url(env))
+    with embedded_service(tmp_path / "home", requeue_after_s="3") as env:
         yield env
-    get_worker_settings.cache_clear()
-
-
-def _url(env: dict[str, str]) -> str:
-    return f"sqlite:///{Path(env['NAO_HOME']) / 'nao.sqlite'}"
 
 
 def test_queued_jobs_are_resent_after_the_period_then_less_often(embedded, monkeypatch) -> None:
@@ -58,7 +37,7 @@ def test_queued_jobs_are_resent_after_the_period_then_less_often(embedded, monke
 
     sent: list[tuple[str, int, str]] = []
     monkeypatch.setattr(recovery.broker, "enqueue", lambda t, j, q="gpu": sent.append((t, j, q)))
-    factory = session_factory(_url(embedded))
+    factory = session_factory(embedded_url(embedded))
     now = utcnow()
     with session_scope(factory) as s:
         fresh = make_job(s, status=JobStatus.QUEUED, enqueued_at=now)
@@ -99,7 +78,7 @@ def test_a_failed_resend_is_retried_at_the_next_sweep(embedded, monkeypatch) -> 
     def down(*_a: Any) -> None:
         raise ConnectionError("redis down")
 
-    factory = session_factory(_url(embedded))
+    factory = session_factory(embedded_url(embedded))
     with session_scope(factory) as s:
         due = utcnow() - timedelta(seconds=5)
         ids = [make_job(s, status=JobStatus.QUEUED, enqueued_at=due).id for _ in range(3)]
@@ -121,7 +100,7 @@ def test_a_stale_job_requeued_while_the_broker_is_down_is_resent_later(
     def down(*_a: Any) -> None:
         raise ConnectionError("redis down")
 
-    factory = session_factory(_url(embedded))
+    factory = session_factory(embedded_url(embedded))
     with session_scope(factory) as s:
         old = utcnow() - timedelta(seconds=60)
         job_id = make_job(s, status=JobStatus.RUNNING, worker="b:2", heartbeat_at=old).id
@@ -138,7 +117,7 @@ def test_a_stale_job_requeued_while_the_broker_is_down_is_resent_later(
 def test_a_duplicate_message_never_runs_a_job_twice(embedded) -> None:
     from worker.lifecycle import start_job
 
-    factory = session_factory(_url(embedded))
+    factory = session_factory(embedded_url(embedded))
     with session_scope(factory) as s:
         job_id = make_job(s, status=JobStatus.QUEUED).id
     assert start_job(job_id) is not None  # the first message claims it
@@ -155,7 +134,7 @@ def test_a_duplicate_message_never_runs_a_job_twice(embedded) -> None:
 def test_a_full_storage_volume_fails_the_job_saying_so(embedded) -> None:
     from worker.lifecycle import run_job
 
-    factory = session_factory(_url(embedded))
+    factory = session_factory(embedded_url(embedded))
     with session_scope(factory) as s:
         job_id = make_job(s, status=JobStatus.QUEUED).id
 
@@ -172,7 +151,7 @@ def test_a_full_storage_volume_fails_the_job_saying_so(embedded) -> None:
 def test_metric_points_written_while_the_database_is_down_are_written_later(embedded) -> None:
     from worker.progress import DbReporter
 
-    factory = session_factory(_url(embedded))
+    factory = session_factory(embedded_url(embedded))
     with session_scope(factory) as s:
         job_id = make_job(s, status=JobStatus.RUNNING).id
     space = create_search_space("cnn")
@@ -200,7 +179,7 @@ def test_queued_jobs_with_no_message_run_once(embedded, tmp_path: Path, monkeypa
     from jobs import common
     from store.tokens import create_token
 
-    with session_scope(session_factory(_url(embedded))) as s:
+    with session_scope(session_factory(embedded_url(embedded))) as s:
         auth = {"Authorization": f"Bearer {create_token(s, 'tests')}"}
     with TestClient(create_app()) as client:
         with monkeypatch.context() as m:  # the API dies right after its commit
