@@ -136,6 +136,9 @@ class Architecture(Base):
     round: Mapped[int] = mapped_column(Integer, default=0)
     parent_id: Mapped[int | None] = mapped_column(Integer)  # pool id of the parent
     step_size: Mapped[float | None] = mapped_column(Float)  # eta that reached it from the parent
+    # The stored architecture an ``improve`` call moved this one from (any search's row). No
+    # foreign key: adding one would make SQLite rebuild the table, which nulls job links.
+    parent_arch_id: Mapped[int | None] = mapped_column(_Id)
     params: Mapped[int | None] = mapped_column(BigInteger)
     score_supernet: Mapped[float | None] = mapped_column(Float)
     score_predictor: Mapped[float | None] = mapped_column(Float)
@@ -205,7 +208,13 @@ class Checkpoint(Base):
     architecture_id: Mapped[int | None] = mapped_column(
         ForeignKey("architecture.id", ondelete="SET NULL")
     )
-    kind: Mapped[str] = mapped_column(String(16))  # "model" (a trained network)
+    # "model" (a trained network), "controller" (a search's controller after one round),
+    # "onnx" / "torchscript" / "card" (built from the ``source`` checkpoint)
+    kind: Mapped[str] = mapped_column(String(16))
+    round: Mapped[int | None] = mapped_column(Integer)  # a controller checkpoint's round
+    # What an export was built from. Exports share their source's job, so deleting the job
+    # deletes both; no foreign key, for the same SQLite reason as ``parent_arch_id``.
+    source_id: Mapped[int | None] = mapped_column(_Id, index=True)
     path: Mapped[str] = mapped_column(Text)  # key inside the storage, never a user's path
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
