@@ -21,6 +21,9 @@ from store.settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 GPU, CPU = "gpu", "default"  # queue names before the prefix: training, and CPU-only work
+# Short requests a user waits for (controller queries, exports): a queue of their own, so
+# they never wait behind a search or a training on the GPU/CPU queues.
+QUERY = "query"
 
 
 def _transport_options(settings: Settings) -> dict[str, object]:
@@ -39,7 +42,7 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
-        task_queues=[Queue(gpu), Queue(default)],
+        task_queues=[Queue(gpu), Queue(default), Queue(settings.queue(QUERY))],
         task_default_queue=default,  # every send names its queue (`send`)
         broker_transport_options=_transport_options(settings),
         broker_connection_retry_on_startup=True,

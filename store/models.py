@@ -60,6 +60,8 @@ class JobKind(StrEnum):
     TRAIN = "train"
     EVAL = "eval"
     SWEEP = "sweep"  # a grid of trainings over a search's top archs; no task of its own
+    QUERY = "query"  # improve / predict / interpolate with a search's controller
+    EXPORT = "export"  # a checkpoint built into ONNX / TorchScript with its model card
 
 
 class JobStatus(StrEnum):
