@@ -6,7 +6,14 @@ from api.schemas import ArchitecturePublic, CheckpointPublic, JobPublic
 from store.models import SCORE_SOURCES, Architecture, Checkpoint, Job
 from store.redact import worker_name
 
-_PATHS = {"search": "searches", "train": "trainings", "eval": "evaluations", "sweep": "sweeps"}
+_PATHS = {
+    "search": "searches",
+    "train": "trainings",
+    "eval": "evaluations",
+    "sweep": "sweeps",
+    "query": "jobs",  # controller queries and exports have no endpoint of their own
+    "export": "jobs",
+}
 
 
 def job_public(job: Job, best: Architecture | None = None) -> JobPublic:
@@ -61,6 +68,8 @@ def checkpoint_public(c: Checkpoint) -> CheckpointPublic:
         job_id=c.job_id,
         architecture_id=c.architecture_id,
         kind=c.kind,
+        round=c.round,
+        source_id=c.source_id,
         size=c.size,
         sha256=c.sha256,
         created_at=c.created_at,

@@ -91,11 +91,18 @@ class CheckpointPublic(BaseModel):
     id: int
     job_id: int
     architecture_id: int | None
-    kind: str
+    kind: str  # model, controller (a search's, after one round), onnx, torchscript, card
+    round: int | None = None  # a controller's round
+    source_id: int | None = None  # an export's source checkpoint
     size: int
     sha256: str
     created_at: datetime
     download_url: str
+
+
+class CheckpointsPublic(BaseModel):
+    data: list[CheckpointPublic]
+    count: int
 
 
 JobPublic.model_rebuild()

@@ -308,6 +308,52 @@ def find_checkpoint(session: Session, job_id: int, kind: str) -> Checkpoint | No
     )
 
 
+def list_checkpoints(
+    session: Session, job_id: int, kind: str | None = None
+) -> Sequence[Checkpoint]:
+    """A job's checkpoints, oldest first (a search's controllers in round order)."""
+    stmt = select(Checkpoint).where(Checkpoint.job_id == job_id)
+    if kind is not None:
+        stmt = stmt.where(Checkpoint.kind == kind)
+    return session.scalars(stmt.order_by(Checkpoint.round, Checkpoint.id)).all()
+
+
+def controller_checkpoint(
+    session: Session, job_id: int, round: int | None = None
+) -> Checkpoint | None:
+    """A search's controller after ``round`` (None: its latest round), or None."""
+    stmt = select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.kind == "controller")
+    if round is not None:
+        stmt = stmt.where(Checkpoint.round == round)
+    return session.scalar(stmt.order_by(Checkpoint.round.desc(), Checkpoint.id.desc()).limit(1))
+
+
+def record_controller_checkpoint(
+    session: Session, job_id: int, round: int, key: str, size: int, sha256: str
+) -> Checkpoint:
+    """The controller checkpoint of ``round`` of a search, written once per round: a round
+    replayed after a re-delivery updates its row (the file was written again in place)."""
+    row = controller_checkpoint(session, job_id, round)
+    if row is None:
+        row = Checkpoint(
+            job_id=job_id, kind="controller", round=round, path=key, size=size, sha256=sha256
+        )
+        session.add(row)
+    else:
+        row.path, row.size, row.sha256 = key, size, sha256
+    session.flush()
+    return row
+
+
+def architectures_by_id(session: Session, ids: Iterable[int]) -> dict[int, Architecture]:
+    """The architecture rows of ``ids`` that exist, by id (one query)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = session.scalars(select(Architecture).where(Architecture.id.in_(wanted)))
+    return {a.id: a for a in rows}
+
+
 def mark_cancelled_if_queued(session: Session, job_id: int) -> bool:
     res = session.execute(
         update(Job)

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     read_cache: bool = True  # cached GET /architectures on Postgres (api.readcache)
     private_reads: bool = False  # every read endpoint needs a token too (the cache is then off)
     max_active_jobs_per_token: int = Field(default=20, ge=1)  # queued + running; admins exempt
+    # How long a controller query (improve, predict, interpolate) is waited for before the
+    # API answers 202 with the job's link instead of the result.
+    query_wait_s: float = Field(default=30.0, ge=0, le=600)
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'nao.sqlite'}"

@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session
 
 from api.deps import Id, ReadAccess, SessionDep, TokenDep
 from api.errors import responses
-from api.present import job_public
+from api.present import checkpoint_public, job_public
 from api.schemas import (
+    CheckpointsPublic,
     JobPublic,
     JobSeriesPublic,
     JobsPublic,
@@ -149,3 +150,16 @@ def job_series(
     _load(session, job_id, None)
     series = summaries.metric_series(session, job_id, points)
     return JobSeriesPublic(job_id=job_id, series={k: SeriesPublic(**v) for k, v in series.items()})
+
+
+@router.get("/jobs/{job_id}/checkpoints", tags=["jobs"], responses=responses(404))
+def job_checkpoints(
+    job_id: Id,
+    session: SessionDep,
+    kind: Annotated[str | None, Query(max_length=16, pattern=r"^[a-z]+$")] = None,
+) -> CheckpointsPublic:
+    """The checkpoints of a job, oldest first: a training's model, a search's controller
+    after each round (``?kind=controller``), an export's files."""
+    _load(session, job_id, None)
+    rows = repository.list_checkpoints(session, job_id, kind)
+    return CheckpointsPublic(data=[checkpoint_public(c) for c in rows], count=len(rows))
