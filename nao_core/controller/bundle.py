@@ -26,7 +26,11 @@ import numpy as np
 import torch
 
 from nao_core.config import ControllerConfig, from_dict, to_dict
-from nao_core.controller.errors import ControllerCheckpointError
+from nao_core.controller.errors import (
+    ControllerCheckpointError,
+    IncompatibleController,
+    SpaceMismatch,
+)
 from nao_core.controller.fit import normalize_scores
 from nao_core.controller.model import Controller
 from nao_core.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -295,3 +299,58 @@ def latest_controller(run_dir: str | Path) -> Path:
 def normalized_pool_targets(bundle: ControllerBundle) -> np.ndarray:
     """The [0, 1] targets the pool was fitted on (the fit's own normalisation)."""
     return normalize_scores(np.asarray(bundle.pool_scores), bundle.target.transform)
+
+
+# --- warm start ------------------------------------------------------------------------------
+
+_SHAPE_FIELDS = ("hidden_size", "mlp_layers", "mlp_hidden_size")
+
+
+def check_warm_start(bundle: ControllerBundle, space: SearchSpace, cfg: ControllerConfig) -> None:
+    """Raise unless ``bundle``'s weights fit a run over ``space`` with controller ``cfg``.
+
+    Raises:
+        SpaceMismatch: If the bundle was fitted on another space.
+        IncompatibleController: If its hidden sizes or MLP differ from ``cfg``'s.
+    """
+    if bundle.space != space.name:
+        raise SpaceMismatch(
+            f"warm start: the controller was fitted on space {bundle.space!r}, this search "
+            f"runs on {space.name!r}"
+        )
+    differ = [
+        f"{name} {getattr(bundle.controller, name)} != {getattr(cfg, name)}"
+        for name in _SHAPE_FIELDS
+        if getattr(bundle.controller, name) != getattr(cfg, name)
+    ]
+    if differ:
+        raise IncompatibleController(
+            "warm start: the controller's shape differs from this search's controller config "
+            f"(controller.{'; controller.'.join(differ)})"
+        )
+
+
+def warm_start_controllers(bundle: ControllerBundle, controllers: Sequence[Controller]) -> None:
+    """Load the bundle's weights into ``controllers``: member i % k into controller i, so a
+    run with a larger ensemble than the bundle's starts its extra members from the same ones."""
+    for i, c in enumerate(controllers):
+        c.load_state_dict(bundle.members[i % len(bundle.members)])
+
+
+def warm_start_record(bundle: ControllerBundle, pool: bool) -> dict[str, Any]:
+    """What a run records about where it started from (its result and provenance)."""
+    return {
+        "round": bundle.round,
+        "space": bundle.space,
+        "members": len(bundle.members),
+        "pool": bool(pool),
+        "pool_size": len(bundle.pool_archs),
+        "meta": _plain(bundle.meta),
+    }
+
+
+def best_first(bundle: ControllerBundle) -> list[Arch]:
+    """The bundle's pool, best measured score first (ties in fit order)."""
+    order = sorted(range(len(bundle.pool_scores)), key=lambda i: (-bundle.pool_scores[i], i))
+    pool = bundle.pool()
+    return [pool[i] for i in order]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -50,6 +51,11 @@ class Callback(Protocol):
         """The controller proposed ``archs`` after round ``round``; they replace the worst."""
         ...
 
+    def on_controller(self, round: int, path: Path) -> None:
+        """The controller fitted in round ``round`` (1-based) was kept at ``path``
+        (``controllers/round-NNN.pt`` in the run folder, ``nao_core.controller.bundle``)."""
+        ...
+
     def should_stop(self) -> bool:
         """True to stop the run at the next safe point (its state is saved first)."""
         ...
@@ -68,6 +74,9 @@ class NullCallback:
         pass
 
     def on_proposals(self, round: int, archs: Sequence[PoolEntry]) -> None:
+        pass
+
+    def on_controller(self, round: int, path: Path) -> None:
         pass
 
     def should_stop(self) -> bool:
@@ -101,3 +110,14 @@ class LoggingCallback(NullCallback):
 
     def on_proposals(self, round: int, archs: Sequence[PoolEntry]) -> None:
         self.log.info("round=%d proposals=%d", round, len(archs))
+
+    def on_controller(self, round: int, path: Path) -> None:
+        self.log.info("round=%d controller=%s", round, path)
+
+
+def announce_controller(callback: object, round: int, path: Path) -> None:
+    """``callback.on_controller(round, path)``, skipped for a callback written before that
+    hook existed (it only listens, so a search must not fail for want of it)."""
+    hook = getattr(callback, "on_controller", None)
+    if hook is not None:
+        hook(round, path)

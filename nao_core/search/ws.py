@@ -47,7 +47,9 @@ uninterrupted run exactly on a CPU. ``Callback.should_stop()`` is asked after ev
 before every rerank candidate; stopping returns a result with status ``"cancelled"``.
 
 Files in the run folder: ``config.json``, ``state.pt``, ``pool_round<r>.json`` after each
-evaluation point, and ``result.json`` (final pool, top archs, provenance) at the end.
+evaluation point, ``controllers/round-NNN.pt`` (the controller fitted at evaluation point r,
+``controller.bundle``, announced through ``Callback.on_controller``) and ``result.json``
+(final pool, top archs, provenance, warm start) at the end.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,9 +67,19 @@ import torch
 
 from nao_core.config import RnnSearchConfig, SearchConfig, to_dict
 from nao_core.controller import Controller, improve
+from nao_core.controller.bundle import (
+    ControllerBundle,
+    best_first,
+    bundle_from_controllers,
+    check_warm_start,
+    controller_path,
+    save_bundle,
+    warm_start_controllers,
+    warm_start_record,
+)
 from nao_core.data import ImageDataset
 from nao_core.data.corpus import Corpus, load_corpus
-from nao_core.engine.callbacks import Callback, NullCallback, Phase
+from nao_core.engine.callbacks import Callback, NullCallback, Phase, announce_controller
 from nao_core.engine.checkpoint import (
     load_checkpoint,
     numpy_rng_state,
@@ -116,6 +129,9 @@ class WeightSharingSearch:
         run_dir: str | Path,
         device: torch.device,
         callback: Callback | None = None,
+        *,
+        start: ControllerBundle | None = None,
+        start_pool: bool = False,
     ) -> None:
         self.cfg, self.evaluator, self.device = cfg, evaluator, device
         self.space = evaluator.space
@@ -129,7 +145,12 @@ class WeightSharingSearch:
         self.epoch, self.round, self.stage = 0, 0, "supernet"
         self.reranked: list[tuple[int, float]] = []  # (pool entry id, rerank score)
         self.seconds, self._began = 0.0, time.perf_counter()
-        self.seed_pool()
+        self.warm_start: dict[str, Any] | None = None
+        if start is not None:  # a finished search's controller, and maybe its pool
+            check_warm_start(start, self.space, cfg.controller)
+            warm_start_controllers(start, [self.controller])
+            self.warm_start = warm_start_record(start, start_pool)
+        self.seed_pool(best_first(start) if start is not None and start_pool else ())
 
     # --- the loop ----------------------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -158,6 +179,7 @@ class WeightSharingSearch:
                 **asdict(result),
                 "config": to_dict(self.cfg),
                 "provenance": provenance(self.device, self.cfg.seed),
+                "warm_start": self.warm_start,
             },
         )
         return result
@@ -176,8 +198,14 @@ class WeightSharingSearch:
         entries = self.pool.entries
         return entries[int(self.rng.integers(len(entries)))].arch
 
-    def seed_pool(self) -> None:
+    def seed_pool(self, first: Sequence[Arch] = ()) -> None:
+        """The round-0 pool: ``first`` (a warm start's pool, best first) up to ``pool_size``,
+        then random architectures."""
         new: list[PoolEntry] = []
+        for arch in first[: self.cfg.pool_size]:
+            entry = self.pool.make_entry(arch, round=0)
+            if entry is not None:
+                new.append(entry)
         for _ in range(_MAX_SAMPLE_TRIES):
             if len(new) == self.cfg.pool_size:
                 break
@@ -239,6 +267,7 @@ class WeightSharingSearch:
             generator=self.controller_generator,
             optimizer=self.controller_optimizer,
         )
+        self._keep_controller()
         seeds = self.pool.top(ccfg.top_seeds)
         n_new = min(ccfg.new_archs, len(entries) - 1)
         proposals = improve(
@@ -267,6 +296,28 @@ class WeightSharingSearch:
             report.hamming_distance,
             len(new),
         )
+
+    def _keep_controller(self) -> None:
+        """Write the controller just fitted (``controllers/round-NNN.pt``) and announce it.
+        Copies weights only, no generator is drawn from: the search runs as without it."""
+        entries = self.pool.entries
+        bundle = bundle_from_controllers(
+            self.space,
+            [self.controller],
+            [e.arch for e in entries],
+            [float(e.score) for e in entries],  # type: ignore[arg-type]  (all scored here)
+            self.round,
+            meta={
+                "method": "nao-ws",
+                "dataset": self.cfg.data.dataset,
+                "seed": self.cfg.seed,
+                "epoch": self.epoch,
+                "score_source": "supernet",
+                "warm_start": self.warm_start,
+            },
+        )
+        path = save_bundle(bundle, controller_path(self.run_dir, self.round))
+        announce_controller(self.callback, self.round, path)
 
     def _rerank(self) -> None:
         k = min(self.cfg.rerank.top_k, len(self.pool))
@@ -332,6 +383,7 @@ class WeightSharingSearch:
             "rng": rng_state(self.device),
             "evaluator": self.evaluator.state_dict(),
             "seconds": self._elapsed(),
+            "warm_start": self.warm_start,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -354,6 +406,7 @@ class WeightSharingSearch:
         set_numpy_rng_state(self.rng, state["numpy_rng"])
         self.evaluator.load_state_dict(state["evaluator"])
         self.seconds = float(state["seconds"])
+        self.warm_start = state.get("warm_start")  # absent from states written before it
         set_rng_state(state["rng"], self.device)
 
 
@@ -382,13 +435,20 @@ def run_search(
     data_dir: str | Path | None = None,
     device: str | torch.device = "auto",
     callback: Callback | None = None,
+    start: ControllerBundle | None = None,
+    start_pool: bool = False,
 ) -> SearchResult:
     """Run (or resume, or return the finished result of) a NAO-WS search in ``run_dir``.
+
+    ``start`` warm-starts the controller from a finished search's (same space and controller
+    shape); with ``start_pool`` that search's pool, best first, fills the initial pool before
+    random architectures do. A resumed run keeps what its state recorded.
 
     Raises:
         InvalidConfig: If ``run_dir`` holds a search with another config.
         MissingData: If the dataset files are not found.
         TrainingDiverged: If the supernet's loss became NaN or infinite.
+        SpaceMismatch, IncompatibleController: If ``start`` does not fit this search.
     """
     run, dev = Path(run_dir), resolve_device(device)
     ident = json.loads(json.dumps({"config": to_dict(cfg)}))
@@ -403,7 +463,9 @@ def run_search(
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(cfg.seed)  # module init and dropout draw from the global generator
         evaluator = create_supernet_evaluator(cfg, dataset, dev)
-        search = WeightSharingSearch(cfg, evaluator, run, dev, callback)
+        search = WeightSharingSearch(
+            cfg, evaluator, run, dev, callback, start=start, start_pool=start_pool
+        )
         if (run / STATE_FILE).is_file():
             search.load_state_dict(load_checkpoint(run / STATE_FILE, map_location=dev))
             logger.info("resume run=%s epoch=%d stage=%s", run, search.epoch, search.stage)
