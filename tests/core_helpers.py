@@ -1,5 +1,5 @@
-"""Helpers shared by the nao_core tests: one torch thread for a block, and a callback that
-stops a run after a given epoch."""
+"""Helpers shared by the nao_core tests: one torch thread for a block, a callback that stops
+a run after a given epoch, and one that logs the epochs a run trains."""
 
 from __future__ import annotations
 
@@ -34,3 +34,19 @@ class StopAfter(NullCallback):
 
     def should_stop(self) -> bool:
         return self.epoch >= self.stop_at
+
+
+class EpochLog(NullCallback):
+    """The epochs a run ended, in order, with their metrics: a resumed run must log only the
+    epochs after its checkpoint (a restart from scratch reaches the same result, so a resume
+    test that checks the result alone cannot tell the two apart)."""
+
+    def __init__(self) -> None:
+        self.metrics: list[tuple[int, dict[str, float]]] = []
+
+    @property
+    def epochs(self) -> list[int]:
+        return [e for e, _ in self.metrics]
+
+    def on_epoch_end(self, epoch, metrics) -> None:
+        self.metrics.append((epoch, dict(metrics)))

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -25,23 +25,46 @@ PG_ADMIN = os.environ.get("NAO_TEST_PG", "postgresql://postgres@127.0.0.1:5432/t
 REDIS = os.environ.get("NAO_TEST_REDIS", "redis://127.0.0.1:6379/9")
 
 
-def pg_available() -> bool:
+def under_ci() -> bool:
+    """``CI=true`` (set by CI, ``.ci/run``): a missing service or data set fails the run."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def missing(reason: str) -> NoReturn:
+    """A service or data set a test needs is not there: a skip on a developer's laptop, a
+    failure under CI, where a skip would pass a run that tested nothing."""
+    if under_ci():
+        pytest.fail(f"{reason} (CI=true: a missing service or data set fails the run)", False)
+    pytest.skip(reason)
+
+
+def pg_error() -> str | None:
+    """Why ``NAO_TEST_PG`` cannot be reached (the exception, so a wrong URL says so), or None."""
     try:
         import psycopg
 
         with psycopg.connect(PG_ADMIN, connect_timeout=2):
-            return True
-    except Exception:
-        return False
+            return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}".strip()
 
 
-def redis_available(url: str = REDIS) -> bool:
+def redis_error(url: str = REDIS) -> str | None:
+    """Why the Redis at ``url`` cannot be reached (the exception), or None."""
     try:
         import redis
 
-        return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
-    except Exception:
-        return False
+        return None if redis.Redis.from_url(url, socket_timeout=2).ping() else "no PONG"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}".strip()
+
+
+def pg_available() -> bool:
+    return pg_error() is None
+
+
+def redis_available(url: str = REDIS) -> bool:
+    return redis_error(url) is None
 
 
 def free_port() -> int:
@@ -55,8 +78,8 @@ def postgres_database() -> Iterator[str]:
     """A fresh database for one test module; dropped afterwards."""
     import psycopg
 
-    if not pg_available():
-        pytest.skip("PostgreSQL not reachable")
+    if (error := pg_error()) is not None:
+        missing(f"PostgreSQL not reachable at {PG_ADMIN} ({error})")
     name = f"nao_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -162,7 +185,7 @@ class PrivateRedis:
 
     def __init__(self, root: Path, appendonly: bool) -> None:
         if shutil.which("redis-server") is None:
-            pytest.skip("redis-server not installed")
+            missing("redis-server not installed")
         self.root, self.appendonly, self.port = root, appendonly, free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -190,7 +213,7 @@ class PrivatePostgres:
 
     def __init__(self) -> None:
         if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
-            pytest.skip("initdb/pg_ctl not installed")
+            missing("initdb/pg_ctl not installed")
         self.root = Path(tempfile.mkdtemp(prefix="nao-pg-"))
         self.data, self.port = self.root / "data", free_port()
         self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -266,8 +289,8 @@ def isolated_service(home: Path, **settings: str) -> Iterator[dict[str, str]]:
     settings pointing at them (plus ``settings``; ``broker_url`` another Redis) for the
     block."""
     broker = settings.pop("broker_url", REDIS)
-    if not redis_available(broker):
-        pytest.skip("Redis not reachable")
+    if (error := redis_error(broker)) is not None:
+        missing(f"Redis not reachable at {broker} ({error})")
     from store.migrate import upgrade
 
     prefix = f"t{uuid.uuid4().hex[:8]}."

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from core_helpers import StopAfter
+from core_helpers import EpochLog, StopAfter
 
 from nao_core.config import SearchConfig, TrainConfig, apply_overrides, from_dict, to_dict
 from nao_core.engine import load_checkpoint
@@ -73,8 +73,10 @@ def test_train_resumes_after_a_stop(tmp_path) -> None:
     run = tmp_path / "run"
     stopped = run_train(arch, space, cfg, out_dir=run, device="cpu", callback=StopAfter(1))
     assert (stopped.status, stopped.epoch) == ("cancelled", 1)
-    resumed = run_train(arch, space, cfg, out_dir=run, device="cpu")
+    log = EpochLog()
+    resumed = run_train(arch, space, cfg, out_dir=run, device="cpu", callback=log)
     assert resumed.status == "completed"
+    assert log.epochs == [2]  # resumed after epoch 1, not trained again from scratch
     # bit-identical to the uninterrupted run
     assert (resumed.accuracy, resumed.loss) == (whole.accuracy, whole.loss)
     again = run_train(arch, space, cfg, out_dir=run, device="cpu")
