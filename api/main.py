@@ -25,6 +25,7 @@ from api.routes import (
     architectures,
     candidates,
     checkpoints,
+    controller,
     dashboard,
     health,
     insights,
@@ -39,6 +40,7 @@ from store.settings import get_settings
 logger = logging.getLogger(__name__)
 
 _BODY_METHODS = (b"POST", b"PUT", b"PATCH")
+_LARGE_BODIES = frozenset({"/predictions"})  # bodies held to NAO_MAX_QUERY_BODY_BYTES
 DB_RETRY_AFTER_S = 5  # the Retry-After of a 503 while the database does not answer
 DESCRIPTION = """Neural Architecture Optimization as a service: searches, trainings, evaluations
 and sweeps are jobs that GPU workers run; architectures come back ranked, with checkpoints.
@@ -64,7 +66,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = get_settings().max_body_bytes
+        settings = get_settings()
+        limit = settings.max_body_bytes
+        if scope["path"] in _LARGE_BODIES:  # up to 1,000 architectures in their text form
+            limit = max(limit, settings.max_query_body_bytes)
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if length is not None:
             if length.isdigit() and int(length) > limit:
@@ -196,6 +201,7 @@ def create_app() -> FastAPI:
         jobs,
         architectures,
         checkpoints,
+        controller,
         search_spaces,
         candidates,
         sweeps,

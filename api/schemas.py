@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 ScoreSource = Literal["supernet", "predictor", "trained", "tabular"]
 
@@ -198,3 +198,19 @@ class SearchLineagePublic(BaseModel):
     top: list[LineagePublic]
     by_step_size: list[StepSizeCountPublic]
     by_seed: list[SeedCountPublic]
+
+
+# --- controller queries (POST /architectures/{id}/improve, /predictions, /interpolations) ----
+
+
+class QueryPublic(BaseModel):
+    """A finished controller query: which controller answered, and the answer's fields
+    (``proposals``, ``predictions`` or ``path``), as its job's ``result`` holds them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: int
+    url: str  # the query's job
+    search_id: int
+    round: int | None  # the controller's round
+    checkpoint_id: int  # the controller checkpoint that answered

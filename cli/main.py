@@ -2,8 +2,10 @@
 from ``nao_core.cli.add_commands``; ``nao --help`` lists them all.
 
 nao up [--home DIR] [--port N]     embedded service: SQLite + local broker, API + one worker
+                                   (and a light one for controller queries)
 nao api [--port N] [--workers N]   the API alone under uvicorn (production; NAO_API_WORKERS)
 nao worker [--gpus 0,1]            Celery worker(s): one process per GPU, or one on the CPU
+nao worker --queues query          a CPU worker for controller queries (improve, predict, ...)
 nao migrate [up|down]              Alembic upgrade head / downgrade base
 nao token create --name N [--admin] create an API token; it is printed once
 nao token list | revoke ID|NAME    the tokens (never their secrets); refuse one from now on
@@ -26,6 +28,8 @@ from typing import TYPE_CHECKING
 
 from nao_core.cli import add_commands, report_error, run
 from nao_core.console import finish_parser, top_parser, verbosity
+
+QUERY_QUEUE = "query"  # store.broker.QUERY: controller queries, served apart from searches
 
 if TYPE_CHECKING:
     from store.settings import Settings
@@ -187,6 +191,11 @@ def _up(args: argparse.Namespace) -> int:
             (home / "token").write_text(token + "\n")
             (home / "token").chmod(0o600)
     worker = _Supervised(worker_command("gpu,default", log_level=_log_level(args)))
+    # Controller queries are waited for by their caller: a worker of their own, so they
+    # never queue behind a search (a controller on the CPU, a few MB).
+    queries = _Supervised(
+        [*worker_command(QUERY_QUEUE, log_level=_log_level(args)), "-n", "query@%h"]
+    )
     # uvicorn re-raises SIGTERM after its shutdown; make that an exception so the worker
     # is stopped below instead of being orphaned.
     signal.signal(signal.SIGTERM, _raise_exit)
@@ -195,6 +204,7 @@ def _up(args: argparse.Namespace) -> int:
         serve_api(args.host, args.port, args.workers, _log_level(args))
     finally:
         worker.stop()
+        queries.stop()
     return 0
 
 
@@ -251,7 +261,12 @@ def _add_serve_commands(sub: argparse._SubParsersAction) -> None:
     _add_serve_options(a)
     a.set_defaults(func=_api)
     w = sub.add_parser("worker", help="a Celery worker")
-    w.add_argument("--queues", default="gpu,default", help="queues to take jobs from")
+    w.add_argument(
+        "--queues",
+        default="gpu,default",
+        help="queues to take jobs from (default: gpu,default; 'query': a CPU worker that "
+        "answers controller queries: improve, predict, interpolate)",
+    )
     w.add_argument("--pool", default="solo", help="solo (one job at a time) or prefork")
     w.add_argument("--gpus", default="", help="e.g. 0,1: one worker process per GPU")
     w.set_defaults(func=_worker)

@@ -15,6 +15,7 @@ from jobs import common, owner
 from jobs.errors import NotFound
 from jobs.evaluation import Evaluation
 from jobs.kind import Kind
+from jobs.query import Query
 from jobs.requests import SearchCreate
 from jobs.search_nows import NoWeightSharingSearch
 from jobs.search_tabular import TabularSearch
@@ -32,6 +33,7 @@ KINDS: tuple[Kind, ...] = (
     Training(),
     Evaluation(),
     Sweep(),
+    Query(),
 )
 _BY_NAME = {k.name: k for k in KINDS}
 

@@ -7,9 +7,17 @@ Pydantic checks types and ranges here; each kind's module checks the rest agains
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictInt,
+    WithJsonSchema,
+    model_validator,
+)
 
 Name = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_./-]+$")
 Seed = Field(default=None, ge=0, le=2**31 - 1)
@@ -38,6 +46,18 @@ class _In(BaseModel):
             if name in type(self).model_fields:
                 _finite(getattr(self, name), name)
         return self
+
+
+class WarmStart(_In):
+    """Start a search from a finished search's controller (and optionally its pool)."""
+
+    search_id: StrictInt = Field(ge=1, le=MAX_ID, description="a finished search of the space")
+    pool: bool = Field(
+        default=False, description="also start from its measured pool (else the controller only)"
+    )
+    round: StrictInt | None = Field(
+        default=None, ge=0, le=100_000, description="its controller after this round (latest)"
+    )
 
 
 class SearchCreate(_In):
@@ -92,6 +112,10 @@ class SearchCreate(_In):
         le=1e6,
         description="nao: stop after the round that passes it (<= NAO_MAX_GPU_HOURS)",
     )
+    warm_start: WarmStart | None = Field(
+        default=None,
+        description="nao, nao-ws: start from a finished search's controller of the same space",
+    )
 
 
 class TrainingCreate(_In):
@@ -135,3 +159,72 @@ class SweepCreate(_In):
     preset: str = Field(default="tiny", min_length=1, max_length=64)
     overrides: dict[str, Any] = Overrides  # applied to every run before the grid point
     dataset: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+# --- controller queries (jobs.query): improve, predict, interpolate --------------------------
+
+
+def _arch_ref(value: Any) -> int | str:
+    """A stored architecture's id (an integer), or an architecture's text (1..4096 chars)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= MAX_ID:
+            raise ValueError(f"an architecture id is in 1..{MAX_ID}")
+        return value
+    if isinstance(value, str):
+        if not 1 <= len(value) <= 4096:
+            raise ValueError("an architecture's text has 1..4096 characters")
+        return value
+    raise ValueError("give an architecture id (integer) or an architecture's text (string)")
+
+
+# An architecture in a query: a stored architecture's id, or its text in the search's space
+# (one validator, so an error's location is the list item, not a member of a union).
+ArchRef = Annotated[
+    int | str,
+    PlainValidator(_arch_ref),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                {"type": "string", "minLength": 1, "maxLength": 4096},
+            ]
+        }
+    ),
+]
+Round = Field(
+    default=None, ge=0, le=100_000, description="the controller after this round (latest)"
+)
+
+
+class ImproveCreate(_In):
+    search_id: StrictInt | None = Field(
+        default=None, ge=1, le=MAX_ID, description="whose controller (default: the arch's search)"
+    )
+    n: StrictInt = Field(default=5, ge=1, le=100, description="proposals wanted")
+    step_sizes: list[Annotated[float, Field(gt=0, le=1000)]] | None = Field(
+        default=None, min_length=1, max_length=64, description="gradient step sizes (eta)"
+    )
+    evaluate: bool = Field(
+        default=False,
+        description="measure the proposals: a table look-up (nb201), else a tiny training each",
+    )
+    round: StrictInt | None = Round
+
+
+class PredictionCreate(_In):
+    search_id: StrictInt = Field(ge=1, le=MAX_ID)
+    archs: list[ArchRef] = Field(
+        min_length=1, max_length=1000, description="architecture ids or texts of its space"
+    )
+    k: StrictInt = Field(default=5, ge=1, le=50, description="nearest measured archs per arch")
+    round: StrictInt | None = Round
+
+
+class InterpolationCreate(_In):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+
+    search_id: StrictInt = Field(ge=1, le=MAX_ID)
+    from_: ArchRef = Field(alias="from", description="an architecture id or text")
+    to: ArchRef = Field(description="an architecture id or text")
+    steps: StrictInt = Field(default=10, ge=2, le=100, description="points on the path")
+    round: StrictInt | None = Round

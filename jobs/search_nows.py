@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from jobs import common, limits
+from jobs import common, limits, query
 from jobs.errors import InvalidInput, NotFound
 from jobs.kind import Kind
 from jobs.requests import SearchCreate
@@ -59,6 +59,7 @@ class NoWeightSharingSearch(Kind):
             where["max_candidates"] = "budget"
         limits.check_candidates(cfg, where)
         common.check_installed(cfg.candidate.data.dataset)
+        warm = query.warm_start(session, body.warm_start, body.space, self.method)
         job = Job(
             kind=JobKind.SEARCH,
             space=body.space,
@@ -69,6 +70,7 @@ class NoWeightSharingSearch(Kind):
                 "search": to_dict(cfg),
                 "max_parallel": body.max_parallel,
                 "max_gpu_hours": body.max_gpu_hours,
+                **({"warm_start": warm} if warm else {}),
             },
             request=body.model_dump(),
             created_by=owner_id,

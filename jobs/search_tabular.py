@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from jobs import common, limits
+from jobs import common, limits, query
 from jobs.errors import InvalidInput
 from jobs.kind import Kind
 from jobs.requests import SearchCreate
@@ -161,6 +161,7 @@ class TabularSearch(Kind):
         if not 1 <= budget <= size:
             raise InvalidInput("budget", f"must be in 1..{size} (the architectures in the table)")
         cfg = strategy_config(method, body.preset, body.overrides)
+        warm = query.warm_start(session, body.warm_start, body.space, method)
         job = Job(
             kind=JobKind.SEARCH,
             space=body.space,
@@ -175,6 +176,7 @@ class TabularSearch(Kind):
                 "budget": budget,
                 "seed": body.seed if body.seed is not None else 0,
                 "strategy_config": to_dict(cfg) if cfg is not None else None,
+                **({"warm_start": warm} if warm else {}),
             },
             request=body.model_dump(),
             created_by=owner_id,

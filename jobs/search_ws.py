@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from jobs import common
+from jobs import common, query
 from jobs.errors import InvalidInput
 from jobs.kind import Kind
 from jobs.requests import SearchCreate
@@ -54,12 +54,14 @@ class WeightSharingSearch(Kind):
         cfg = common.space_preset("search", body.space, body.preset)
         cfg = common.apply_search_request(cfg, body, "data.dataset", "optim.epochs")
         common.check_installed(cfg.data.dataset)
+        warm = query.warm_start(session, body.warm_start, body.space, "nao-ws")
         job = Job(
             kind=JobKind.SEARCH,
             space=body.space,
             dataset=cfg.data.dataset,
             preset=body.preset,
-            config=to_dict(cfg),
+            # the search's config, plus where it starts from (the worker takes that key off)
+            config={**to_dict(cfg), **({"warm_start": warm} if warm else {})},
             request=body.model_dump(),
             created_by=owner_id,
         )

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     data_dir: Path | None = None  # datasets and tables (`nao data`); default: <home>/data
     queue_prefix: str = ""  # prefixes the queue names (tests run isolated workers)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    # POST /predictions takes up to 1,000 architectures as text (a cnn-large cell: ~400 bytes)
+    max_query_body_bytes: int = Field(default=1024 * 1024, gt=0)
     # What a request may send before the app sees it (api.protocol): 431, 408 beyond.
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # request line and headers
     max_headers: int = Field(default=100, ge=1)

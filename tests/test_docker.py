@@ -133,12 +133,26 @@ def test_images_copy_every_package(name) -> None:
     assert packages <= copied, packages - copied
 
 
-def _workers(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _workers(compose: dict[str, Any], gpu: bool = True) -> dict[str, dict[str, Any]]:
+    """The worker services: those on the GPU queue (the image's command), or the others."""
     return {
         name: svc
         for name, svc in compose["services"].items()
         if svc.get("build", {}).get("dockerfile") == "docker/worker.Dockerfile"
+        and ("command" not in svc) == gpu
     }
+
+
+def test_a_cpu_worker_serves_the_query_queue(compose) -> None:
+    """Controller queries have a worker of their own, on the CPU: a caller waiting for one
+    never waits behind a search, and it takes no GPU."""
+    (_name, svc), *_ = _workers(compose, gpu=False).items()
+    assert svc["command"] == ["nao", "worker", "--queues", "query"]
+    assert svc["environment"]["NAO_DEVICE"] == "cpu"
+    assert svc["environment"]["NAO_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert "deploy" not in svc
+    assert "profiles" not in svc
+    assert "storage:/var/lib/nao/storage" in svc["volumes"]  # it reads the controllers
 
 
 def test_each_worker_service_reserves_its_own_gpu(compose) -> None:

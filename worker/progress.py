@@ -18,6 +18,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -28,6 +29,8 @@ from nao_core.search_space.base import SearchSpace
 from store import repository
 from store.db import session_scope
 from store.models import Job, JobStatus
+from store.settings import get_settings
+from store.storage import job_storage, sha256_file
 from worker.lifecycle import db
 from worker.settings import get_worker_settings
 
@@ -40,6 +43,16 @@ UNREACHABLE = (OperationalError, InterfaceError)
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).split("\n")[0]
+
+
+def record_controller(s: Session, job_id: int, round: int, path: str | Path) -> int:
+    """A search's controller file of ``round`` (written by nao_core inside the job's run
+    folder, so under the storage) as its ``controller`` checkpoint; once per round, updated
+    when a replayed round wrote the file again. Returns the checkpoint's id."""
+    file = Path(path)
+    key = job_storage(get_settings()).key_for(file)
+    size, digest = file.stat().st_size, sha256_file(file)
+    return repository.record_controller_checkpoint(s, job_id, round, key, size, digest).id
 
 
 def pool_rows(space: SearchSpace, entries: Sequence[PoolEntry]) -> list[dict[str, Any]]:
@@ -152,6 +165,10 @@ class DbReporter:
             repository.upsert_architectures(s, job, rows)
 
         self._until_written(write)
+
+    def on_controller(self, round: int, path: str | Path) -> None:
+        self._until_written(lambda s: record_controller(s, self.job_id, round, path))
+        logger.info("job=%d round=%d controller recorded", self.job_id, round)
 
     def should_stop(self) -> bool:
         now = time.monotonic()
