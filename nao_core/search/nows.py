@@ -34,7 +34,9 @@ Decisions:
 
 Files in the run folder: ``config.json``, ``state.pt`` (pool, round, controller, RNGs),
 ``candidates/<id>/`` (a ``run_train`` folder plus ``scores.json`` and ``candidate.json``),
-``pool_round<r>.json`` after each round, ``result.json`` (pool, top, provenance) at the end.
+``pool_round<r>.json`` after each round, ``controllers/round-NNN.pt`` (the controller fitted
+when round r - 1 closed, ``controller.bundle``), ``result.json`` (pool, top, provenance, warm
+start) at the end.
 """
 
 from __future__ import annotations
@@ -53,7 +55,18 @@ import torch
 
 from nao_core.config import NaoSearchConfig, to_dict
 from nao_core.controller import Controller, improve
-from nao_core.engine.callbacks import Callback, NullCallback
+from nao_core.controller.bundle import (
+    ControllerBundle,
+    best_first,
+    bundle_from_controllers,
+    check_warm_start,
+    controller_path,
+    list_controllers,
+    save_bundle,
+    warm_start_controllers,
+    warm_start_record,
+)
+from nao_core.engine.callbacks import Callback, NullCallback, announce_controller
 from nao_core.engine.checkpoint import (
     load_checkpoint,
     numpy_rng_state,
@@ -227,7 +240,14 @@ def candidate_dir(run_dir: str | Path, candidate_id: int) -> Path:
 class NaoSearch:
     """Pool, round and controller of one search in ``run_dir``; see the module docstring."""
 
-    def __init__(self, cfg: NaoSearchConfig, run_dir: str | Path) -> None:
+    def __init__(
+        self,
+        cfg: NaoSearchConfig,
+        run_dir: str | Path,
+        *,
+        start: ControllerBundle | None = None,
+        start_pool: bool = False,
+    ) -> None:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.space = create_search_space(cfg.space)
         self.pool = ArchPool(self.space)
@@ -238,10 +258,30 @@ class NaoSearch:
         self.controller_generator = torch.Generator().manual_seed(cfg.seed)
         self.round, self.stage = 0, "train"
         self.reports: list[dict[str, Any]] = []  # controller fit per round
+        self.warm_start: dict[str, Any] | None = None
+        self._start_pool: list[Any] = []
+        if start is not None:  # a finished search's controller, and maybe its pool
+            check_warm_start(start, self.space, cfg.controller)
+            warm_start_controllers(start, [self.controller])
+            self.warm_start = warm_start_record(start, start_pool)
+            self._start_pool = best_first(start) if start_pool else []
 
     @classmethod
-    def open(cls, cfg: NaoSearchConfig, run_dir: str | Path) -> NaoSearch:
+    def open(
+        cls,
+        cfg: NaoSearchConfig,
+        run_dir: str | Path,
+        *,
+        start: ControllerBundle | None = None,
+        start_pool: bool = False,
+    ) -> NaoSearch:
         """The search in ``run_dir``: resumed from its state, or created with a random pool.
+
+        ``start`` warm-starts the controller from a finished search's (same space and
+        controller shape); with ``start_pool`` that search's pool, best first, makes up the
+        initial pool before random architectures do (they are trained again: a candidate's
+        score depends on this search's training budget and data). A resumed search keeps
+        what its state recorded.
 
         Raises:
             InvalidConfig: If ``run_dir`` holds a search with another config.
@@ -250,7 +290,7 @@ class NaoSearch:
         ident = json.loads(json.dumps({"method": "nao", "config": to_dict(cfg)}))
         if (run / CONFIG_FILE).is_file() and json.loads((run / CONFIG_FILE).read_text()) != ident:
             raise InvalidConfig(f"{run} holds a search with another config; use a new run folder")
-        search = cls(cfg, run)
+        search = cls(cfg, run, start=start, start_pool=start_pool)
         if (run / STATE_FILE).is_file():
             search.load_state_dict(load_checkpoint(run / STATE_FILE))
         else:
@@ -265,6 +305,16 @@ class NaoSearch:
 
     def candidate_dir(self, candidate_id: int) -> Path:
         return candidate_dir(self.run_dir, candidate_id)
+
+    def controller_path(self, round: int) -> Path:
+        """Where round ``round``'s controller is kept: the one fitted when round ``round - 1``
+        closed, which proposed round ``round``'s candidates (``controllers/round-NNN.pt``)."""
+        return controller_path(self.run_dir, round)
+
+    def latest_controller(self) -> tuple[int, Path] | None:
+        """(round, path) of the last controller kept, or None before the first."""
+        found = list_controllers(self.run_dir)
+        return found[-1] if found else None
 
     def plan_round(self) -> list[Candidate]:
         """The candidates of the current round still without a score (none when done)."""
@@ -337,6 +387,10 @@ class NaoSearch:
         if self.cfg.max_candidates:
             n = min(n, self.cfg.max_candidates)
         new: list[PoolEntry] = []
+        for arch in self._start_pool[:n]:  # a warm start's pool, best first
+            entry = self.pool.make_entry(arch, round=0)
+            if entry is not None:
+                new.append(entry)
         for _ in range(_MAX_SAMPLE_TRIES):
             if len(new) == n:
                 break
@@ -353,6 +407,7 @@ class NaoSearch:
         report, _ = fit_on_pool(
             self.controller, self.pool, rng=self.rng, generator=self.controller_generator
         )
+        self._keep_controller(self.round + 1)
         seeds = self.pool.top(ccfg.top_seeds)
         n_new = ccfg.new_archs if budget is None else min(ccfg.new_archs, budget)
         proposals = improve(
@@ -395,6 +450,26 @@ class NaoSearch:
         )
         return new
 
+    def _keep_controller(self, round: int) -> None:
+        """Write the controller just fitted, the one that proposes round ``round``. Copies
+        weights only, no generator is drawn from: the search runs as without it."""
+        entries = self.pool.entries
+        bundle = bundle_from_controllers(
+            self.space,
+            [self.controller],
+            [e.arch for e in entries],
+            [float(e.score) for e in entries],  # type: ignore[arg-type]  (all scored here)
+            round,
+            meta={
+                "method": "nao",
+                "dataset": self.cfg.candidate.data.dataset,
+                "seed": self.cfg.seed,
+                "score_source": SOURCE,
+                "warm_start": self.warm_start,
+            },
+        )
+        save_bundle(bundle, self.controller_path(round))
+
     def _candidate(self, e: PoolEntry) -> Candidate:
         return Candidate(e.id, self.space.to_str(e.arch), e.round, e.parent)
 
@@ -419,6 +494,7 @@ class NaoSearch:
             "controller": self.reports,
             "config": to_dict(self.cfg),
             "provenance": provenance(torch.device("cpu"), self.cfg.seed),
+            "warm_start": self.warm_start,
         }
 
     # --- state -------------------------------------------------------------------------------
@@ -437,6 +513,7 @@ class NaoSearch:
             "controller": self.controller.state_dict(),
             "controller_generator": self.controller_generator.get_state(),
             "numpy_rng": numpy_rng_state(self.rng),
+            "warm_start": self.warm_start,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -446,6 +523,7 @@ class NaoSearch:
         self.controller.load_state_dict(state["controller"])
         self.controller_generator.set_state(state["controller_generator"])
         set_numpy_rng_state(self.rng, state["numpy_rng"])
+        self.warm_start = state.get("warm_start")  # absent from states written before it
 
 
 def run_nao_search(
@@ -455,9 +533,13 @@ def run_nao_search(
     data_dir: str | Path | None = None,
     device: str | torch.device = "auto",
     callback: Callback | None = None,
+    start: ControllerBundle | None = None,
+    start_pool: bool = False,
 ) -> NaoSearchResult:
     """Run (or resume, or return the finished result of) a search in one process: the
-    candidates of each round one after another, then the controller step.
+    candidates of each round one after another, then the controller step (each kept
+    controller announced through ``callback.on_controller``). ``start``, ``start_pool``: a
+    warm start, as ``NaoSearch.open`` takes it.
 
     Raises:
         InvalidConfig: If ``run_dir`` holds a search with another config.
@@ -465,7 +547,7 @@ def run_nao_search(
         TrainingDiverged: If a candidate's loss became NaN or infinite.
     """
     began, callback = time.perf_counter(), callback or NullCallback()
-    search = NaoSearch.open(cfg, run_dir)
+    search = NaoSearch.open(cfg, run_dir, start=start, start_pool=start_pool)
     while not search.done:
         plan = search.plan_round()
         callback.on_phase(CANDIDATES_PHASE, len(plan))
@@ -488,6 +570,9 @@ def run_nao_search(
         closed = search.round
         search.finish_round(closed)
         search.save()
+        kept = search.controller_path(closed + 1)
+        if kept.is_file():  # the controller fitted on the closed round (none when it ended)
+            announce_controller(callback, closed + 1, kept)
         callback.on_pool_scored(closed + 1, list(search.pool.entries))
     return search.result("completed", time.perf_counter() - began)
 

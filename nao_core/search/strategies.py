@@ -36,6 +36,8 @@ from nao_core.search_space.base import Arch, SearchSpace
 if TYPE_CHECKING:
     import torch
 
+    from nao_core.controller.bundle import ControllerBundle
+
 logger = logging.getLogger(__name__)
 
 _MAX_SAMPLE_TRIES = 10_000  # draws without a new architecture before we call the space spent
@@ -123,14 +125,35 @@ def run_nao(
     cfg: NaoConfig | None = None,
     *,
     observer: RoundObserver | None = None,
+    on_controller: Callable[[int, ControllerBundle], None] | None = None,
+    start: ControllerBundle | None = None,
+    start_pool: bool = False,
 ) -> QueryBudget:
+    """NAO over ``evaluator`` for ``budget`` queries (module docstring).
+
+    ``on_controller(round, bundle)`` hears each round's fitted controller (``round`` >= 1,
+    the controller that proposes that round's archs) as a ``ControllerBundle``; it only
+    listens, so a run with it queries exactly what a run without it does. ``start``
+    warm-starts the controllers from a finished search's bundle (same space and controller
+    shape; member i % k into controller i). With ``start_pool`` the bundle's pool, best first,
+    is the initial pool (up to ``initial_pool`` archs, the rest random): its archs are queried
+    again, within the budget, so they are scored by this run's evaluator whatever dataset the
+    bundle was fitted on (on the same table the scores are the same).
+    """
     import torch
 
+    if start is not None:
+        from nao_core.controller.bundle import check_warm_start
+
+        check_warm_start(start, evaluator.space, (cfg or NaoConfig()).controller)
     # Module initialisers and dropout draw from torch's global generator: seed a private
     # copy of it so the run is reproducible and the caller's generator is left untouched.
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return _run_nao(evaluator, budget, seed, cfg or NaoConfig(), observer)
+        return _run_nao(
+            evaluator, budget, seed, cfg or NaoConfig(), observer,
+            on_controller=on_controller, start=start, start_pool=start_pool,
+        )  # fmt: skip
 
 
 def _run_nao(
@@ -139,18 +162,32 @@ def _run_nao(
     seed: int,
     cfg: NaoConfig,
     observer: RoundObserver | None,
+    *,
+    on_controller: Callable[[int, ControllerBundle], None] | None = None,
+    start: ControllerBundle | None = None,
+    start_pool: bool = False,
 ) -> QueryBudget:
     import torch
 
     from nao_core.controller import Controller, fit_with_pseudo_labels
+    from nao_core.controller.bundle import (
+        best_first,
+        bundle_from_controllers,
+        warm_start_controllers,
+    )
 
     ccfg = cfg.controller
     space, rng = evaluator.space, np.random.default_rng(seed)
     oracle = QueryBudget(evaluator, budget)
     if observer is not None:
         observer.on_round(0, [])
-    _query_random(oracle, space, rng, cfg.initial_pool)
+    if start is not None and start_pool:
+        for arch in best_first(start)[: min(cfg.initial_pool, budget)]:
+            oracle.query(arch)
+    _query_random(oracle, space, rng, cfg.initial_pool - oracle.used)
     controllers = [Controller(space, ccfg) for _ in range(cfg.ensemble)]
+    if start is not None:
+        warm_start_controllers(start, controllers)
     optimizers: list[torch.optim.Optimizer | None] = [None] * cfg.ensemble
     generator = torch.Generator().manual_seed(seed)
     round_ = 0
@@ -161,6 +198,13 @@ def _run_nao(
             report, optimizers[k] = fit_with_pseudo_labels(
                 controller, space, tokens, np.asarray(oracle.scores), known=oracle.keys(),
                 rng=rng, generator=generator, optimizer=optimizers[k],
+            )  # fmt: skip
+        if on_controller is not None:  # copies the weights; draws from no generator
+            meta = {"method": "nao", "seed": seed, "budget": budget, "used": oracle.used}
+            on_controller(
+                round_, bundle_from_controllers(
+                    space, controllers, oracle.archs, oracle.scores, round_, meta
+                ),
             )  # fmt: skip
         order = np.argsort(-np.asarray(oracle.scores), kind="stable")[: ccfg.top_seeds]
         seeds = [oracle.archs[i] for i in order]
