@@ -4,6 +4,7 @@ service's to the same parser tree through ``add_commands``; ``nao --help`` lists
 nao search --dataset ptb --data-dir DIR --preset small --out D          RNN search on PTB
 nao train --arch-name nao-ws-rnn --dataset ptb --data-dir DIR --out D   LM final training
 nao eval --checkpoint D/model.pt --data-dir DIR                         valid/test perplexity
+nao export --checkpoint D/model.pt --format onnx --out model.onnx        ONNX + model card
 Re-running search or train on the folder of a killed run resumes it.
 """
 
@@ -146,6 +147,7 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     )
     _add_bench_commands(bench)
     _add_run_commands(sub, bench)
+    _add_export_command(sub)
     from nao_core.bench import nows, quality
 
     quality.add_parser(bench)
@@ -164,7 +166,14 @@ def _add_bench_commands(bench: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--methods",
         default="nao,random,evolution",
-        help="of nao, seminas (NAO + pseudo-labels), random, evolution",
+        help="of nao (the tabular default), nao-paper (NAO as first published for the "
+        "benchmark), seminas (nao-paper + pseudo-labels), random, evolution",
+    )
+    b.add_argument(
+        "--tasks",
+        default=None,
+        help="signal -> report pairs, comma-separated, of c10 (200-epoch valid -> test), c100 "
+        "and in16 (12-epoch valid -> 200-epoch test); replaces --signal/--report",
     )
     b.add_argument("--queries", default="50,100,150", help="query budgets, comma-separated")
     b.add_argument("--seeds", type=int, default=20, help="runs per method and budget")
@@ -413,6 +422,38 @@ def _add_run_commands(sub: argparse._SubParsersAction, bench: argparse._SubParse
     r.add_argument("--json", help="also write the measurements to this file")
     _add_common(r)
     r.set_defaults(func=_cmd_bench_rnn)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from nao_core.export import export_checkpoint
+
+    _set_threads(args)
+    result = export_checkpoint(args.checkpoint, args.format, args.out)
+    card = result.card
+    summary = {
+        "file": result.file,
+        "card_json": result.card_json,
+        "card_markdown": result.card_markdown,
+        "parameters": card["parameters"],
+        "flops": card["flops"]["total"],
+        "check": card["export"]["check"],
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _add_export_command(sub: argparse._SubParsersAction) -> None:
+    x = sub.add_parser(
+        "export",
+        help="a trained model as ONNX or TorchScript, with its model card (FILE.card.json/.md)",
+    )
+    x.add_argument("--checkpoint", required=True, help="model.pt written by nao train")
+    x.add_argument(
+        "--format", required=True, help="onnx (CNN) or torchscript (CNN or RNN language model)"
+    )
+    x.add_argument("--out", required=True, help="the file to write; its card goes beside it")
+    x.add_argument("--threads", type=int, default=0, help=SHARED_HELP["--threads"])
+    x.set_defaults(func=_cmd_export)
 
 
 def run(args: argparse.Namespace) -> int:

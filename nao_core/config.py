@@ -607,6 +607,12 @@ class NaoConfig:
     initial_pool: int = 600
     random_per_round: int = 0  # the TF NAO-WS recipe adds 50 fresh random archs each round
     ensemble: int = 1  # controllers trained side by side; >1 ranks proposals by their mean
+    # Proposal acquisition (``search.strategies._propose``); 0 and 0 = NAO as published.
+    # An ensemble's score for a candidate: mean + acquisition_kappa * std of its members.
+    acquisition_kappa: float = 0.0
+    # The best this-many seeds' one-token mutations join the decoded candidates, all ranked
+    # by the predictor.
+    mutation_seeds: int = 0
     controller: ControllerConfig = dataclasses.field(default_factory=ControllerConfig)
 
     def __post_init__(self) -> None:
@@ -616,6 +622,8 @@ class NaoConfig:
             raise InvalidConfig("nao.ensemble: must be >= 1")
         if self.random_per_round < 0:
             raise InvalidConfig("nao.random_per_round: must be >= 0")
+        if self.mutation_seeds < 0:
+            raise InvalidConfig("nao.mutation_seeds: must be >= 0")
 
 
 @dataclass(frozen=True)

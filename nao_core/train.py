@@ -256,6 +256,8 @@ def _finish(
             **ident,
             "dataset": dataset.name,
             "model_args": run.args,
+            # what a user of the model feeds it (nao export's model card)
+            "input": {"shape": list(shape), "mean": list(dataset.mean), "std": list(dataset.std)},
             "metrics": metrics,
             "provenance": prov,
             "model": model.state_dict(),

@@ -211,8 +211,11 @@ def _run_nao(
         n_new = min(ccfg.new_archs, oracle.remaining)
         proposals = [
             replace(p, parent=int(order[p.parent]))  # seed index -> query index
-            for p in _propose(controllers, space, seeds, n_new, oracle.keys())
-        ]
+            for p in _propose(
+                controllers, space, seeds, n_new, oracle.keys(),
+                kappa=cfg.acquisition_kappa, mutation_seeds=cfg.mutation_seeds,
+            )
+        ]  # fmt: skip
         if observer is not None:
             observer.on_round(round_, proposals)
         for p in proposals:
@@ -234,18 +237,42 @@ def _run_nao(
     return oracle
 
 
+def one_token_mutations(space: SearchSpace, arch: Arch) -> list[Arch]:
+    """Every architecture one legal token away from ``arch`` (``mutate``'s whole range)."""
+    tokens = list(space.encode(arch))
+    mask = space.token_mask()
+    out = []
+    for t in range(space.length):
+        for v in np.flatnonzero(mask[t]):
+            if v != tokens[t]:
+                out.append(space.decode([*tokens[:t], int(v), *tokens[t + 1 :]]))
+    return out
+
+
 def _propose(
-    controllers: list, space: SearchSpace, seeds: list[Arch], n_new: int, known: set[str]
+    controllers: list,
+    space: SearchSpace,
+    seeds: list[Arch],
+    n_new: int,
+    known: set[str],
+    *,
+    kappa: float = 0.0,
+    mutation_seeds: int = 0,
 ) -> list[RoundProposal]:
     """``n_new`` new archs (``parent`` = index into ``seeds``): one controller's ``improve``,
-    or, for an ensemble, the union of every member's candidates ranked by the members' mean
-    prediction (one member's gradient finds the candidates, the others keep its optimism in
-    check); a candidate two members found keeps the first one's parent and step size."""
+    or, for an ensemble or with ``mutation_seeds``, a pool of candidates ranked by an
+    acquisition score. The pool is every member's decoded candidates (one member's gradient
+    finds them, the others keep its optimism in check), plus, with ``mutation_seeds`` = k,
+    every one-token mutation of the best k seeds (step size 0): the predictor then ranks the
+    seeds' whole neighbourhood, which the decoder of a controller fitted on a few dozen
+    architectures only partly reaches. The score is the members' mean prediction plus
+    ``kappa`` times their standard deviation (optimism where the members disagree). A
+    candidate found twice keeps its first parent and step size."""
     import torch
 
     from nao_core.controller import improve
 
-    if len(controllers) == 1:
+    if len(controllers) == 1 and not mutation_seeds:
         return [
             RoundProposal(p.arch, p.parent, p.step_size, p.predicted)
             for p in improve(controllers[0], space, seeds, n_new, known)
@@ -256,13 +283,20 @@ def _propose(
             pool.setdefault(
                 space.canonical_key(p.arch), RoundProposal(p.arch, p.parent, p.step_size, 0.0)
             )
+    for parent, seed in enumerate(seeds[:mutation_seeds]):
+        for arch in one_token_mutations(space, seed):
+            key = space.canonical_key(arch)
+            if key not in known:
+                pool.setdefault(key, RoundProposal(arch, parent, 0.0, 0.0))
     if not pool:
         return []
     found = list(pool.values())
     tokens = torch.tensor([space.encode(p.arch) for p in found], dtype=torch.long)
     with torch.no_grad():
-        mean = torch.stack([c.eval().predict(tokens) for c in controllers]).mean(dim=0)
-    best = torch.argsort(mean, descending=True, stable=True)[:n_new]
+        preds = torch.stack([c.eval().predict(tokens) for c in controllers])
+    mean = preds.mean(dim=0)
+    score = mean + kappa * preds.std(dim=0) if kappa and len(controllers) > 1 else mean
+    best = torch.argsort(score, descending=True, stable=True)[:n_new]
     return [replace(found[i], predicted=float(mean[i])) for i in best.tolist()]
 
 

@@ -89,7 +89,8 @@ def test_bench_nb201_small(nb201_table: Path, tmp_path: Path) -> None:
     ]  # fmt: skip
     for r in rows:
         assert set(r) == {
-            "method", "queries", "mean", "std", "seeds", "first_seed", "seconds_per_run",
+            "task", "method", "queries", "mean", "se", "seeds", "first_seed", "seconds_per_run",
+            "cpu_seconds_per_run", "reaches_evolution_at",
         }  # fmt: skip
         assert 10.0 < r["mean"] <= 94.38
         assert r["seeds"] == 3
@@ -103,7 +104,7 @@ def test_bench_nb201_first_seed_starts_another_sample(nb201_table: Path) -> None
     args = ("c10_valid_acc_200ep", "c10_test_acc_200ep")
     rows = run_benchmark(str(nb201_table), ["random"], [20], 1, *args, workers=1, first_seed=7)
     spec = RunSpec(str(nb201_table), "nb201", "random", 7, 20, *args, (20,), ())
-    assert rows[0]["mean"] == round(run_one(spec)[0][0], 4)
+    assert rows[0]["mean"] == round(run_one(spec).values[0], 4)
     assert rows[0]["first_seed"] == 7
 
 
@@ -112,11 +113,11 @@ def test_bench_nb201_seminas_is_nao_with_pseudo_labels(nb201_table: Path) -> Non
 
     cfg = strategy_config("seminas", ("seminas.controller.pseudo_labels=40",))
     assert cfg.controller.pseudo_labels == 40
-    assert strategy_config("nao", ()).controller.pseudo_labels == 0  # NAO as published
+    assert strategy_config("nao-paper", ()).controller.pseudo_labels == 0  # NAO as published
     args = ("c10_valid_acc_200ep", "c10_test_acc_200ep")
     overrides = ("seminas.controller.pseudo_labels=40", "seminas.controller.pseudo_epochs=5")
     spec = RunSpec(str(nb201_table), "nb201", "seminas", 0, 20, *args, (20,), overrides)
-    (value,), _ = run_one(spec)
+    (value,) = run_one(spec).values
     assert 10.0 < value <= 94.38
 
 
