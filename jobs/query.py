@@ -220,12 +220,31 @@ class Query(Kind):
 # --- warm start: a new search from a finished one's controller ---------------------------------
 
 
+# What shapes a controller's weights: a warm start needs the same (nao_core's check_warm_start).
+SHAPE_FIELDS = ("hidden_size", "mlp_layers", "mlp_hidden_size")
+
+
+def controller_config(job: Job) -> dict[str, Any]:
+    """The controller section of a search's stored config, whatever its method."""
+    cfg = job.config or {}
+    if cfg.get("method") == "tabular":
+        return dict((cfg.get("strategy_config") or {}).get("controller") or {})
+    if cfg.get("method") == "nao":
+        return dict(cfg["search"].get("controller") or {})
+    return dict(cfg.get("controller") or {})
+
+
 def warm_start(
-    session: Session, body: WarmStart | None, space: str, method: str
+    session: Session,
+    body: WarmStart | None,
+    space: str,
+    method: str,
+    controller: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The ``warm_start`` entry of a new search's config, or None: the source search exists
-    and has succeeded, searched the same space, trains a controller and has stored one (of
-    ``round``, if given); the new search's ``method`` trains one too."""
+    and has succeeded, searched the same space, trains a controller of the shape of the new
+    search's ``controller`` config and has stored one (of ``round``, if given); the new
+    search's ``method`` trains one too."""
     if body is None:
         return None
     field = "warm_start.search_id"
@@ -240,6 +259,17 @@ def warm_start(
     if source.space != space:
         raise Conflict(f"{where}search {source.id} searched space {source.space!r}, not {space!r}")
     check_controller(source, where)
+    theirs = controller_config(source)
+    differ = [
+        f"controller.{k} {theirs.get(k)} != {controller.get(k)}"
+        for k in SHAPE_FIELDS
+        if controller is not None and theirs.get(k) != controller.get(k)
+    ]
+    if differ:
+        raise Conflict(
+            f"{where}search {source.id}'s controller has another shape ({'; '.join(differ)}); "
+            "set the same with overrides"
+        )
     ckpt = pick_checkpoint(session, source, body.round, "warm_start.round", where)
     return {
         "search_id": source.id,

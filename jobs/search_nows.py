@@ -59,7 +59,8 @@ class NoWeightSharingSearch(Kind):
             where["max_candidates"] = "budget"
         limits.check_candidates(cfg, where)
         common.check_installed(cfg.candidate.data.dataset)
-        warm = query.warm_start(session, body.warm_start, body.space, self.method)
+        ctrl = to_dict(cfg.controller)
+        warm = query.warm_start(session, body.warm_start, body.space, self.method, ctrl)
         job = Job(
             kind=JobKind.SEARCH,
             space=body.space,

@@ -161,7 +161,8 @@ class TabularSearch(Kind):
         if not 1 <= budget <= size:
             raise InvalidInput("budget", f"must be in 1..{size} (the architectures in the table)")
         cfg = strategy_config(method, body.preset, body.overrides)
-        warm = query.warm_start(session, body.warm_start, body.space, method)
+        ctrl = to_dict(cfg).get("controller") if cfg is not None else None
+        warm = query.warm_start(session, body.warm_start, body.space, method, ctrl)
         job = Job(
             kind=JobKind.SEARCH,
             space=body.space,

@@ -54,7 +54,8 @@ class WeightSharingSearch(Kind):
         cfg = common.space_preset("search", body.space, body.preset)
         cfg = common.apply_search_request(cfg, body, "data.dataset", "optim.epochs")
         common.check_installed(cfg.data.dataset)
-        warm = query.warm_start(session, body.warm_start, body.space, "nao-ws")
+        ctrl = to_dict(cfg.controller)
+        warm = query.warm_start(session, body.warm_start, body.space, "nao-ws", ctrl)
         job = Job(
             kind=JobKind.SEARCH,
             space=body.space,

@@ -167,6 +167,18 @@ def find_architecture(session: Session, job_id: int, canonical_hash: str) -> Arc
     )
 
 
+def architecture_ids_by_hash(
+    session: Session, job_id: int, hashes: Sequence[str]
+) -> dict[str, int]:
+    """``{canonical_hash: id}`` of a job's rows among ``hashes`` (one indexed query)."""
+    if not hashes:
+        return {}
+    stmt = select(Architecture.canonical_hash, Architecture.id).where(
+        Architecture.job_id == job_id, Architecture.canonical_hash.in_(list(hashes))
+    )
+    return dict(session.execute(stmt).tuples().all())
+
+
 def upsert_architectures(session: Session, job: Job, rows: Iterable[dict[str, Any]]) -> int:
     """Insert or update pool rows keyed by (job, canonical hash); returns the number inserted.
 

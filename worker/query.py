@@ -17,8 +17,6 @@ once (their ids are kept in the result), so a re-delivered query repeats nothing
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 from celery import Task
@@ -31,42 +29,18 @@ from jobs.requests import TrainingCreate
 from store import repository
 from store.db import session_scope
 from store.models import Job, JobStatus
-from store.settings import get_settings
-from store.storage import job_storage
 from worker.app import celery_app
+from worker.controllers import load_controller
 from worker.lifecycle import JobTask, db, run_job
 
 logger = get_task_logger(__name__)
 
 EVAL_PRESET = "tiny"  # the training preset that measures an improved architecture
-_BUNDLES: OrderedDict[tuple[str, str], Any] = OrderedDict()  # (path, sha256) -> bundle
-_KEEP = 8  # bundles kept per process
 
 
 @celery_app.task(name=TASK, base=JobTask, bind=True)
 def run_query(self: Task, job_id: int) -> str:
     return run_job(job_id, _query)
-
-
-def load_controller(checkpoint_id: int) -> Any:
-    """The controller bundle of a stored checkpoint, loaded once per process and file."""
-    from nao_core.controller.bundle import load_bundle
-
-    with db()() as s:
-        ckpt = repository.get_checkpoint(s, checkpoint_id)
-        if ckpt is None:
-            raise LookupError(f"controller checkpoint {checkpoint_id} is gone")
-        key, sha = ckpt.path, ckpt.sha256
-    path = job_storage(get_settings()).local_path(key)
-    cached = _BUNDLES.get((str(path), sha))
-    if cached is not None:
-        _BUNDLES.move_to_end((str(path), sha))
-        return cached
-    bundle = load_bundle(Path(path))
-    _BUNDLES[(str(path), sha)] = bundle
-    while len(_BUNDLES) > _KEEP:
-        _BUNDLES.popitem(last=False)
-    return bundle
 
 
 def _query(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
@@ -86,10 +60,17 @@ def _improve(job: Job, bundle: Any) -> dict[str, Any]:
     from nao_core.controller.queries import improve_arch
 
     cfg = job.config
-    space = bundle.search_space()
-    seed = space.parse(cfg["arch"])
-    found = improve_arch(bundle, seed, int(cfg["n"]), step_sizes=cfg.get("step_sizes"))
-    proposals = [_proposal(space, p) for p in found]
+    found = improve_arch(bundle, cfg["arch"], int(cfg["n"]), step_sizes=cfg.get("step_sizes"))
+    proposals = [
+        {
+            "arch": p.text,
+            "canonical_hash": p.canonical_hash,
+            "predicted": p.predicted,
+            "step_size": p.step_size,
+            "parent_architecture_id": job.architecture_id,
+        }
+        for p in found
+    ]
     rows = [
         {
             "arch": p["arch"],
@@ -104,25 +85,18 @@ def _improve(job: Job, bundle: Any) -> dict[str, Any]:
         row = repository.get_job(s, job.id)
         assert row is not None
         repository.upsert_architectures(s, row, rows)
-        for p in proposals:
-            stored = repository.find_architecture(s, job.id, p["canonical_hash"])
-            assert stored is not None
-            p["architecture_id"] = stored.id
-            p["parent_architecture_id"] = job.architecture_id
+        stored = _ids(s, job.id, [p["canonical_hash"] for p in proposals])
+    for p in proposals:
+        p["architecture_id"] = stored[p["canonical_hash"]]
     result: dict[str, Any] = {"operation": "improve", "seed": cfg["arch"], "proposals": proposals}
     if cfg.get("evaluate"):
         result["evaluation"] = _evaluate(job, proposals)
     return result
 
 
-def _proposal(space: Any, p: Any) -> dict[str, Any]:
-    arch = space.parse(p.arch) if isinstance(p.arch, str) else p.arch
-    return {
-        "arch": space.to_str(arch),
-        "canonical_hash": space.canonical_hash(arch),
-        "predicted": float(p.predicted),
-        "step_size": float(p.step_size),
-    }
+def _ids(s: Any, job_id: int, hashes: list[str]) -> dict[str, int]:
+    """Architecture ids of a job's rows by canonical hash (one query)."""
+    return repository.architecture_ids_by_hash(s, job_id, hashes)
 
 
 def _evaluate(job: Job, proposals: list[dict[str, Any]]) -> str:
@@ -186,42 +160,47 @@ def _trainings(job: Job, proposals: list[dict[str, Any]]) -> None:
 def _predict(bundle: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     from nao_core.controller.queries import predict
 
+    answers = predict(bundle, [a["arch"] for a in cfg["archs"]], k=int(cfg.get("k", 5)))
     space = bundle.search_space()
-    archs = [space.parse(a["arch"]) for a in cfg["archs"]]
-    answers = predict(bundle, archs, k=int(cfg.get("k", 5)))
+    neighbours = {n.arch for a in answers for n in a.neighbours}
+    hashes = {text: space.canonical_hash(space.parse(text)) for text in neighbours}
+    with db()() as s:
+        ids = _ids(s, int(cfg["search_id"]), sorted(set(hashes.values())))
     out = []
-    for given, answer in zip(cfg["archs"], answers, strict=True):
-        out.append({**given, **_plain(answer, space)})
+    for given, a in zip(cfg["archs"], answers, strict=True):
+        out.append(
+            {
+                "arch": a.arch,
+                "architecture_id": given["architecture_id"],
+                "canonical_hash": a.canonical_hash,
+                "predicted": a.predicted,
+                "rank": a.rank,
+                "pool_size": a.pool_size,
+                "measured": a.measured,
+                "interval": list(a.interval),
+                "level": a.level,
+                "distance": a.distance,
+                "spread": a.spread,
+                "neighbours": [
+                    {
+                        "arch": n.arch,
+                        "architecture_id": ids.get(hashes[n.arch]),
+                        "score": n.score,
+                        "distance": n.distance,
+                    }
+                    for n in a.neighbours
+                ],
+            }
+        )
     return {"operation": "predict", "predictions": out}
 
 
 def _interpolate(bundle: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     from nao_core.controller.queries import interpolate
 
-    space = bundle.search_space()
-    a, b = space.parse(cfg["from"]["arch"]), space.parse(cfg["to"]["arch"])
-    path = interpolate(bundle, a, b, int(cfg["steps"]))
-    return {
-        "operation": "interpolate",
-        "from": cfg["from"],
-        "to": cfg["to"],
-        "path": [_plain(p, space) for p in path],
-    }
-
-
-def _plain(value: Any, space: Any) -> Any:
-    """A query's answer as JSON: dataclasses as dicts, architectures as their text."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name), space) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _plain(v, space) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v, space) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    try:
-        return float(value)  # numpy scalars
-    except (TypeError, ValueError):
-        return space.to_str(value)
+    points = interpolate(bundle, cfg["from"]["arch"], cfg["to"]["arch"], int(cfg["steps"]))
+    path = [
+        {"t": p.t, "arch": p.text, "canonical_hash": p.canonical_hash, "predicted": p.predicted}
+        for p in points
+    ]
+    return {"operation": "interpolate", "from": cfg["from"], "to": cfg["to"], "path": path}

@@ -64,7 +64,9 @@ from store.models import CandidateStatus, Job, JobStatus, utcnow
 from store.settings import get_settings
 from store.storage import run_dir
 from worker.app import celery_app
+from worker.controllers import warm_start
 from worker.lifecycle import JobTask, db, fail_job, finish_job, set_threads, start_job
+from worker.progress import record_controller
 from worker.settings import get_worker_settings
 
 logger = get_task_logger(__name__)
@@ -119,7 +121,8 @@ def plan_search(self: Task, job_id: int) -> str:
     if job is None:
         return "skipped"
     set_threads()
-    search = NaoSearch.open(_config(job), _run_dir(job_id))
+    start, start_pool = warm_start(job)  # read when the search is created, kept in its state
+    search = NaoSearch.open(_config(job), _run_dir(job_id), start=start, start_pool=start_pool)
     with session_scope(db()) as s:
         locked = repository.get_job(s, job_id, lock=True)
         if locked is None or locked.status != JobStatus.RUNNING:
@@ -346,6 +349,9 @@ def close_round(self: Task, job_id: int, round: int) -> str:
         if locked is None or locked.status != JobStatus.RUNNING or locked.rounds != round:
             return "skipped"  # a duplicate round message, or cancelled meanwhile
         _record_round(s, locked, search, round)
+        kept = search.controller_path(round + 1)
+        if kept.is_file():  # the controller fitted on this round (none when the search ended)
+            record_controller(s, job_id, round + 1, kept)
         best = max(scores.values(), default=None)
         if best is not None:
             repository.record_metrics(s, job_id, round + 1, {"pool_best": float(best)})
@@ -373,10 +379,13 @@ def _record_round(s: Session, job: Job, search: Any, round: int) -> None:
 
 def _result(search: Any, hours: float) -> dict[str, Any]:
     result = search.result()
-    return {
+    out = {
         "method": "nao",
         "rounds": result.rounds,
         "candidates": result.candidates,
         "gpu_hours": hours,
         "top": result.top,
     }
+    if search.warm_start:
+        out["warm_start"] = search.warm_start
+    return out

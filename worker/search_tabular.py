@@ -36,8 +36,11 @@ from store import repository
 from store.db import session_scope
 from store.models import Job, JobStatus
 from store.settings import get_settings
+from store.storage import run_dir
 from worker.app import celery_app
+from worker.controllers import warm_start
 from worker.lifecycle import JobTask, db, run_job
+from worker.progress import record_controller
 from worker.settings import get_worker_settings
 
 logger = get_task_logger(__name__)
@@ -156,7 +159,7 @@ def _search(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
         repository.update_job(s, job.id, phase="queries", total=budget, current=0)
     recorder = _Recorder(table, factory, job.id, budget)
     strategy = create_strategy(method)
-    hooks: dict[str, Any] = {"observer": recorder} if method == "nao" else {}  # its rounds
+    hooks: dict[str, Any] = _nao_hooks(job, recorder) if method == "nao" else {}
     strategy_cfg = _strategy_config(method, cfg["strategy_config"])
     try:
         oracle = strategy(recorder, budget, seed, strategy_cfg, **hooks)
@@ -185,7 +188,29 @@ def _search(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
         },
         "optimum": {"signal": table.best(cfg["signal"]), "report": table.best(cfg["report"])},
     }
+    if cfg.get("warm_start"):
+        result["warm_start"] = cfg["warm_start"]
     return JobStatus.SUCCEEDED, result
+
+
+def _nao_hooks(job: Job, recorder: _Recorder) -> dict[str, Any]:
+    """What ``run_nao`` is given besides the table: the recorder hears its rounds, each
+    round's controller is kept (``controllers/round-NNN.pt`` in the job's run folder, then a
+    ``controller`` checkpoint), and a warm start's controller (and pool) is where it starts."""
+    from nao_core.controller.bundle import controller_path, save_bundle
+
+    folder = run_dir(get_settings(), job.id, "search")
+
+    def keep(round: int, bundle: Any) -> None:
+        path = save_bundle(bundle, controller_path(folder, round))
+        with session_scope(db()) as s:
+            record_controller(s, job.id, round, path)
+
+    start, start_pool = warm_start(job)
+    hooks: dict[str, Any] = {"observer": recorder, "on_controller": keep}
+    if start is not None:
+        hooks.update(start=start, start_pool=start_pool)
+    return hooks
 
 
 @celery_app.task(name=TASK, base=JobTask, bind=True)

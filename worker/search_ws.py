@@ -13,6 +13,7 @@ from store.models import Job, JobStatus
 from store.settings import get_settings
 from store.storage import run_dir
 from worker.app import celery_app
+from worker.controllers import warm_start
 from worker.lifecycle import JobTask, db, run_job
 from worker.progress import job_reporter
 from worker.settings import get_worker_settings
@@ -28,13 +29,17 @@ def _search(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
     from nao_core.search.ws import run_search
 
     cls = RnnSearchConfig if job.space == "rnn" else SearchConfig
-    settings, cfg = get_settings(), from_dict(cls, job.config)
+    config = {k: v for k, v in job.config.items() if k != "warm_start"}  # jobs.search_ws
+    settings, cfg = get_settings(), from_dict(cls, config)
+    start, start_pool = warm_start(job)
     result = run_search(
         cfg,
         run_dir=run_dir(settings, job.id, "search"),
         data_dir=settings.resolved_data_dir(),
         device=get_worker_settings().device,
         callback=job_reporter(job, cfg.optim.epochs),
+        start=start,
+        start_pool=start_pool,
     )
     if result.status == "cancelled":
         return JobStatus.CANCELLED, None
@@ -48,7 +53,10 @@ def _search(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
         assert row is not None
         repository.upsert_architectures(s, row, trained)
     top = [{k: v for k, v in r.items() if k != "hash"} for r in _with_hash(job, result.top)]
-    return JobStatus.SUCCEEDED, {"rounds": result.rounds, "epochs": result.epoch, "top": top}
+    out = {"rounds": result.rounds, "epochs": result.epoch, "top": top}
+    if job.config.get("warm_start"):
+        out["warm_start"] = job.config["warm_start"]
+    return JobStatus.SUCCEEDED, out
 
 
 def _with_hash(job: Job, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,13 +14,16 @@ import redis
 from factories import make_architecture, make_job
 from service_fixtures import service_env
 
+from nao_core.config import to_dict
+from nao_core.presets import get_preset
 from nao_core.search_space import create_search_space
 from store.models import Checkpoint, JobKind, JobStatus
 
 pytestmark = [pytest.mark.db]
 
 NB201_NAO = {"method": "tabular", "strategy": "nao", "table": "nb201", "budget": 20, "seed": 0,
-             "signal": "c10_valid_acc_200ep", "report": "c10_test_acc_200ep"}  # fmt: skip
+             "signal": "c10_valid_acc_200ep", "report": "c10_test_acc_200ep",
+             "strategy_config": to_dict(get_preset("nao/nb201"))}  # fmt: skip
 
 
 def _arch(space: str, seed: int) -> str:
@@ -224,6 +227,10 @@ def test_warm_start_is_checked_and_recorded(client, auth, rows) -> None:
     assert "body.warm_start" in _fields(
         refused({"search_id": rows["nao"]}, {**nb, "method": "random"})
     )
+    shape = {**nb, "overrides": {"controller.hidden_size": 64}}
+    r = refused({"search_id": rows["nao"]}, shape)
+    assert r.status_code == 409
+    assert "controller.hidden_size 96 != 64" in r.json()["detail"]
     for source, why in (
         ("random", "has no controller (method random)"),
         ("fresh", "is running, not succeeded"),

@@ -1,0 +1,165 @@
+"""A search's controller as a service, through real Celery workers on Postgres + Redis: a
+search keeps its controller after every round (a ``controller`` checkpoint, downloadable with
+its sha256), a query worker on its own queue answers improve, predict and interpolate with
+valid, distinct architectures of the search's space, and a new search warm-starts from it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from service_fixtures import ROOT, stop, wait_succeeded
+
+from nao_core.search_space import create_search_space
+
+pytestmark = [pytest.mark.db]
+
+NB201 = {"space": "nb201", "method": "nao", "budget": 20, "seed": 0}
+
+
+def start_query_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``nao worker --queues query`` as ``nao up`` starts it, on the module's prefix."""
+    full = {**os.environ, **env, "OMP_NUM_THREADS": "1", "NAO_TORCH_THREADS": "1"}
+    queue = env.get("NAO_QUEUE_PREFIX", "") + "query"
+    cmd = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool", "solo",
+           "--concurrency", "1", "-Q", queue, "-n", "query@%h", "--loglevel", "INFO",
+           "--without-heartbeat", "--without-gossip", "--without-mingle"]  # fmt: skip
+    with log.open("ab") as out:
+        return subprocess.Popen(cmd, cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="module")
+def query_worker(pg_service: dict[str, str], tmp_path_factory: Any) -> Iterator[Any]:
+    proc = start_query_worker(pg_service, tmp_path_factory.mktemp("qlogs") / "query.log")
+    yield proc
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def nb201_search(client: Any, auth: Any, worker: Any) -> dict[str, Any]:
+    job = client.post("/searches", json=NB201, headers=auth).json()
+    return wait_succeeded(client, job["url"], 180)
+
+
+def _controllers(client: Any, job_id: int) -> list[dict[str, Any]]:
+    r = client.get(f"/jobs/{job_id}/checkpoints", params={"kind": "controller"})
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+def _archs(client: Any, job_id: int, order_by: str = "tabular") -> list[dict[str, Any]]:
+    params = {"top": 1000, "search": job_id, "order_by": order_by}
+    return client.get("/architectures", params=params).json()["data"]
+
+
+def _ok(r: Any) -> dict[str, Any]:
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_a_tabular_search_keeps_one_controller_per_round(client, auth, nb201_search) -> None:
+    ckpts = _controllers(client, nb201_search["id"])
+    # 10 random, then rounds of 5 proposals: rounds 1 and 2 fit a controller
+    assert [c["round"] for c in ckpts] == [1, 2]
+    for c in ckpts:
+        assert c["kind"] == "controller"
+        assert c["job_id"] == nb201_search["id"]
+        blob = client.get(c["download_url"], headers=auth)
+        assert blob.status_code == 200
+        assert hashlib.sha256(blob.content).hexdigest() == c["sha256"]
+        assert blob.headers["etag"] == f'"{c["sha256"]}"'
+        part = client.get(c["download_url"], headers={**auth, "Range": "bytes=0-9"})
+        assert part.status_code == 206
+        assert part.content == blob.content[:10]
+
+
+def test_improve_stores_new_archs_with_their_lineage(
+    client, auth, nb201_search, query_worker
+) -> None:
+    space = create_search_space("nb201")
+    best = _archs(client, nb201_search["id"])[0]
+    out = _ok(client.post(f"/architectures/{best['id']}/improve", json={"n": 4}, headers=auth))
+    assert out["search_id"] == nb201_search["id"]
+    assert out["round"] == 2
+    proposals = out["proposals"]
+    assert 1 <= len(proposals) <= 4
+    hashes = {p["canonical_hash"] for p in proposals}
+    assert len(hashes) == len(proposals)
+    for p in proposals:
+        arch = space.parse(p["arch"])
+        assert space.canonical_hash(arch) == p["canonical_hash"]
+        assert p["canonical_hash"] != best["canonical_hash"]
+        assert p["parent_architecture_id"] == best["id"]
+        row = client.get(f"/architectures/{p['architecture_id']}").json()
+        assert row["space"] == "nb201"
+        assert row["job_id"] == out["job_id"]
+        assert row["scores"]["predictor"] == pytest.approx(p["predicted"])
+    job = client.get(out["url"]).json()
+    assert job["kind"] == "query"
+    assert job["status"] == "succeeded"
+    assert job["result"]["proposals"] == proposals
+    # evaluate: the table's score, on the answer and the rows
+    out = _ok(
+        client.post(
+            f"/architectures/{best['id']}/improve",
+            json={"n": 2, "evaluate": True, "step_sizes": [5, 20]},
+            headers=auth,
+        )
+    )
+    assert out["evaluation"] == "tabular"
+    for p in out["proposals"]:
+        assert p["step_size"] in (5.0, 20.0)
+        row = client.get(f"/architectures/{p['architecture_id']}").json()
+        assert row["scores"]["tabular"] == pytest.approx(p["score"])
+        assert 0 < p["score"] <= 100
+
+
+def test_predictions_and_interpolations(client, auth, nb201_search, query_worker) -> None:
+    space = create_search_space("nb201")
+    rows = _archs(client, nb201_search["id"])
+    text = space.to_str(space.sample(__import__("numpy").random.default_rng(7)))
+    body = {"search_id": nb201_search["id"], "archs": [rows[0]["id"], text], "k": 3}
+    out = _ok(client.post("/predictions", json=body, headers=auth))
+    first, second = out["predictions"]
+    assert first["architecture_id"] == rows[0]["id"]
+    assert first["arch"] == rows[0]["arch"]
+    assert second["architecture_id"] is None
+    for p in (first, second):
+        assert len(p["neighbours"]) == 3
+        assert 1 <= p["rank"] <= p["pool_size"] + 1
+        low, high = p["interval"]
+        assert low <= p["predicted"] <= high
+        for n in p["neighbours"]:
+            assert n["architecture_id"] is not None  # a measured arch of the search
+            assert n["distance"] >= 0
+    body = {"search_id": nb201_search["id"], "from": rows[0]["id"], "to": text, "steps": 8}
+    out = _ok(client.post("/interpolations", json=body, headers=auth))
+    path = out["path"]
+    assert 1 <= len(path) <= 8
+    assert len({p["canonical_hash"] for p in path}) == len(path)
+    assert [p["t"] for p in path] == sorted(p["t"] for p in path)
+    for p in path:
+        space.parse(p["arch"])
+
+
+def test_a_search_warm_starts_from_the_controller(client, auth, nb201_search, worker) -> None:
+    body = {**NB201, "budget": 15, "seed": 3,
+            "warm_start": {"search_id": nb201_search["id"], "pool": True}}  # fmt: skip
+    job = client.post("/searches", json=body, headers=auth)
+    assert job.status_code == 202, job.text
+    done = wait_succeeded(client, job.json()["url"], 180)
+    warm = done["config"]["warm_start"]
+    assert warm["search_id"] == nb201_search["id"]
+    assert warm["round"] == 2
+    assert done["result"]["warm_start"] == warm
+    # used: its initial pool is the source's best architectures, not random ones
+    source = {a["arch"] for a in _archs(client, nb201_search["id"])}
+    first = [a for a in _archs(client, done["id"]) if a["pool_id"] <= 10]
+    assert len(first) == 10
+    assert {a["arch"] for a in first} <= source
