@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_fixtures import ROOT, stop, wait_succeeded
+from service_fixtures import ROOT, stop, wait_for, wait_succeeded
 
 from nao_core.search_space import create_search_space
 
@@ -163,3 +163,71 @@ def test_a_search_warm_starts_from_the_controller(client, auth, nb201_search, wo
     first = [a for a in _archs(client, done["id"]) if a["pool_id"] <= 10]
     assert len(first) == 10
     assert {a["arch"] for a in first} <= source
+
+
+def test_a_weight_sharing_search_keeps_its_controllers(client, auth, worker, query_worker) -> None:
+    """NAO-WS on cnn: a controller per round through the reporter; improving one of its
+    architectures with ``evaluate`` queues a tiny training of each proposal, linked."""
+    body = {"space": "cnn", "dataset": "digits", "preset": "tiny", "seed": 0}
+    done = wait_succeeded(client, client.post("/searches", json=body, headers=auth).json()["url"])
+    ckpts = _controllers(client, done["id"])
+    assert ckpts
+    assert [c["round"] for c in ckpts] == list(range(1, len(ckpts) + 1))
+    blob = client.get(ckpts[-1]["download_url"], headers=auth)
+    assert hashlib.sha256(blob.content).hexdigest() == ckpts[-1]["sha256"]
+    best = _archs(client, done["id"], "supernet")[0]
+    out = _ok(
+        client.post(
+            f"/architectures/{best['id']}/improve", json={"n": 2, "evaluate": True}, headers=auth
+        )
+    )
+    assert out["evaluation"] == "training"
+    space = create_search_space("cnn")
+    for p in out["proposals"]:
+        space.parse(p["arch"])
+        training = client.get(p["training_url"]).json()
+        assert training["kind"] == "train"
+        assert training["architecture_id"] == p["architecture_id"]
+        assert training["preset"] == "tiny"
+        assert training["dataset"] == "digits"
+        client.post(f"/trainings/{training['id']}/cancel", headers=auth)
+
+
+@pytest.mark.slow
+def test_a_search_without_weight_sharing_keeps_its_controllers(
+    client, auth, worker, query_worker
+) -> None:
+    body = {"space": "cnn", "dataset": "digits", "preset": "tiny", "method": "nao", "seed": 0}
+    done = wait_succeeded(client, client.post("/searches", json=body, headers=auth).json()["url"])
+    ckpts = _controllers(client, done["id"])
+    assert [c["round"] for c in ckpts] == [1, 2]  # the tiny preset: 2 rounds after the pool
+    best = _archs(client, done["id"], "trained")[0]
+    out = _ok(client.post(f"/architectures/{best['id']}/improve", json={"n": 2}, headers=auth))
+    assert out["round"] == 2
+    for p in out["proposals"]:
+        create_search_space("cnn").parse(p["arch"])
+
+
+@pytest.mark.slow
+def test_the_query_worker_answers_while_a_search_holds_the_main_one(
+    client, auth, nb201_search, worker, query_worker
+) -> None:
+    """A long search occupies the only gpu/default worker; a prediction is still answered
+    at once by the query worker, on its own queue."""
+    import time
+
+    long = {"space": "cnn", "dataset": "digits", "preset": "tiny", "budget": 2000, "seed": 1}
+    search = client.post("/searches", json=long, headers=auth).json()
+    try:
+        wait_for(lambda: client.get(search["url"]).json()["status"] == "running", 60, "running")
+        body = {
+            "search_id": nb201_search["id"],
+            "archs": [_archs(client, nb201_search["id"])[0]["id"]],
+        }
+        started = time.monotonic()
+        out = _ok(client.post("/predictions", json=body, headers=auth))
+        assert time.monotonic() - started < 15
+        assert len(out["predictions"]) == 1
+        assert client.get(search["url"]).json()["status"] == "running"
+    finally:
+        client.post(f"/searches/{search['id']}/cancel", headers=auth)
