@@ -148,10 +148,12 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     _add_bench_commands(bench)
     _add_run_commands(sub, bench)
     _add_export_command(sub)
-    from nao_core.bench import nows, quality
+    _add_controller_commands(sub)
+    from nao_core.bench import improve, nows, quality
 
     quality.add_parser(bench)
     nows.add_parser(bench)
+    improve.add_parser(bench)
     return bench
 
 
@@ -454,6 +456,122 @@ def _add_export_command(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--out", required=True, help="the file to write; its card goes beside it")
     x.add_argument("--threads", type=int, default=0, help=SHARED_HELP["--threads"])
     x.set_defaults(func=_cmd_export)
+
+
+# --- questions to a search's controller -----------------------------------------------------
+
+
+def _controller_file(args: argparse.Namespace) -> Path:
+    """``--controller PATH``, or the last round's controller of ``--run RUN_DIR``."""
+    if args.controller:
+        return Path(args.controller)
+    from nao_core.controller.bundle import latest_controller
+    from nao_core.errors import MissingData
+
+    if not Path(args.run).is_dir():
+        raise MissingData(f"run folder {args.run} not found")
+    return latest_controller(args.run)
+
+
+def _read_archs(args: argparse.Namespace) -> list[str]:
+    archs = list(args.arch or [])
+    if args.file:
+        from nao_core.errors import MissingData
+
+        path = Path(args.file)
+        if not path.is_file():
+            raise MissingData(f"architecture file {path} not found")
+        lines = (line.strip() for line in path.read_text().splitlines())
+        archs += [line for line in lines if line and not line.startswith("#")]
+    if not archs:
+        raise InvalidConfig("give architectures with --arch or --file")
+    return archs
+
+
+def _controller_line(path: Path, bundle: Any) -> str:
+    pool = len(bundle.pool_archs)
+    return f"controller {path}: space {bundle.space}, round {bundle.round}, pool {pool}"
+
+
+def _cmd_improve(args: argparse.Namespace) -> int:
+    from nao_core.controller.bundle import load_bundle
+    from nao_core.controller.queries import improve_arch
+
+    path = _controller_file(args)
+    bundle = load_bundle(path)
+    found = improve_arch(bundle, args.arch, args.n)
+    rows = [
+        {
+            "arch": p.text,
+            "canonical_hash": p.canonical_hash,
+            "predicted": p.predicted,
+            "step_size": p.step_size,
+        }
+        for p in found
+    ]
+    if args.json:
+        out = {"controller": str(path), "space": bundle.space, "round": bundle.round}
+        print(json.dumps(out | {"proposals": rows}, indent=2))
+        return 0
+    print(_controller_line(path, bundle))
+    print(f"{'#':>3}  {'predicted':>9}  {'step':>7}  architecture")
+    for i, r in enumerate(rows, 1):
+        print(f"{i:>3}  {r['predicted']:>9.4g}  {r['step_size']:>7.3g}  {r['arch']}")
+    if not rows:
+        print("no new architecture: every step decoded to the seed or a measured one")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import dataclasses as dc
+
+    from nao_core.controller.bundle import load_bundle
+    from nao_core.controller.queries import predict
+
+    path = _controller_file(args)
+    bundle = load_bundle(path)
+    preds = predict(bundle, _read_archs(args), k=args.k)
+    if args.json:
+        out = {"controller": str(path), "space": bundle.space, "round": bundle.round}
+        print(json.dumps(out | {"predictions": [dc.asdict(p) for p in preds]}, indent=2))
+        return 0
+    level = f"{preds[0].level:.0%} interval"
+    print(_controller_line(path, bundle))
+    head = f"{'predicted':>9}  {level:>17}  {'rank':>9}  {'distance':>8}  {'measured':>8}"
+    print(f"{head}  architecture")
+    for p in preds:
+        interval = f"{p.interval[0]:.4g}..{p.interval[1]:.4g}"
+        measured = "-" if p.measured is None else f"{p.measured:.4g}"
+        print(
+            f"{p.predicted:>9.4g}  {interval:>17}  {f'{p.rank}/{p.pool_size}':>9}  "
+            f"{p.distance:>8.3f}  {measured:>8}  {p.arch}"
+        )
+    return 0
+
+
+def _add_controller_source(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--controller", help="a controller checkpoint (controllers/round-NNN.pt)")
+    src.add_argument("--run", help="a search's run folder: its last round's controller")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _add_controller_commands(sub: argparse._SubParsersAction) -> None:
+    i = sub.add_parser(
+        "improve", help="better architectures near one, by the controller's gradient step"
+    )
+    _add_controller_source(i)
+    i.add_argument("--arch", required=True, help="the architecture to improve (its text form)")
+    i.add_argument("--n", type=int, default=10, help="proposals, 1..100 (default 10)")
+    i.set_defaults(func=_cmd_improve)
+    p = sub.add_parser(
+        "predict", help="the controller's predicted score of architectures, with uncertainty"
+    )
+    _add_controller_source(p)
+    p.add_argument("--arch", nargs="+", help="architectures (text form, each quoted)")
+    p.add_argument("--file", help="a file of architectures, one a line ('#' starts a comment)")
+    p.add_argument("--k", type=int, default=5, help="nearest measured architectures, 1..50")
+    p.set_defaults(func=_cmd_predict)
 
 
 def run(args: argparse.Namespace) -> int:

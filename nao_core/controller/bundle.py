@@ -214,7 +214,7 @@ def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> C
         raise MissingData(f"controller checkpoint {path} not found")
     try:
         payload = load_checkpoint(path, map_location=map_location)
-    except MissingData as exc:
+    except Exception as exc:  # torch's unpickler raises anything on a file it cannot read
         raise ControllerCheckpointError(f"{path} is not a controller checkpoint") from exc
     if payload.get("kind") != KIND:
         kind = payload.get("kind", "unknown")
