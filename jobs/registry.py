@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from jobs import common, owner
 from jobs.errors import NotFound
 from jobs.evaluation import Evaluation
+from jobs.export import Export
 from jobs.kind import Kind
 from jobs.query import Query
 from jobs.requests import SearchCreate
@@ -34,6 +35,7 @@ KINDS: tuple[Kind, ...] = (
     Evaluation(),
     Sweep(),
     Query(),
+    Export(),
 )
 _BY_NAME = {k.name: k for k in KINDS}
 
