@@ -19,7 +19,8 @@ COPY store ./store
 COPY cli ./cli
 COPY nao_core ./nao_core
 COPY migrations ./migrations
-RUN pip install . \
+# .[export]: onnx, onnxscript and onnxruntime build and check the exports (worker.export)
+RUN pip install .[export] \
     && python -c "import torch; assert torch.__version__.split('+')[0] == '2.14.1', torch.__version__" \
     && useradd --create-home nao \
     && mkdir -p /var/lib/nao/storage /var/lib/nao/data && chown -R nao:nao /var/lib/nao
