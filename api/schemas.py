@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 ScoreSource = Literal["supernet", "predictor", "trained", "tabular"]
 
@@ -203,14 +203,70 @@ class SearchLineagePublic(BaseModel):
 # --- controller queries (POST /architectures/{id}/improve, /predictions, /interpolations) ----
 
 
-class QueryPublic(BaseModel):
-    """A finished controller query: which controller answered, and the answer's fields
-    (``proposals``, ``predictions`` or ``path``), as its job's ``result`` holds them."""
+class ProposalPublic(BaseModel):
+    arch: str
+    canonical_hash: str
+    architecture_id: int  # the stored proposal (a row of the query job)
+    parent_architecture_id: int | None  # the architecture it was improved from
+    predicted: float  # the controller's predicted score, the search's scale
+    step_size: float
+    score: float | None = None  # evaluate on a tabular space: the table's signal
+    report: dict[str, float] | None = None  # and its report column
+    training_job_id: int | None = None  # evaluate elsewhere: its training
+    training_url: str | None = None
+    training_error: str | None = None  # why no training was queued (the token's cap, …)
 
-    model_config = ConfigDict(extra="allow")
+
+class NeighbourPublic(BaseModel):
+    arch: str
+    architecture_id: int | None  # the search's row
+    score: float  # measured
+    distance: float  # in the controller's embedding
+
+
+class PredictionPublic(BaseModel):
+    arch: str
+    architecture_id: int | None  # when it was given by id
+    canonical_hash: str
+    predicted: float
+    rank: int  # of ``predicted`` among the pool's measured scores (1 = above all)
+    pool_size: int
+    measured: float | None  # when it is in the pool the controller was fitted on
+    interval: list[float]  # [low, high], nominal coverage ``level``
+    level: float
+    distance: float  # mean distance to its neighbours
+    spread: float  # the ensemble members' standard deviation (0 for one)
+    neighbours: list[NeighbourPublic]
+
+
+class PathPointPublic(BaseModel):
+    t: float  # where on the path (0 = from, 1 = to) it was first decoded
+    arch: str
+    canonical_hash: str
+    predicted: float
+
+
+class ArchRefPublic(BaseModel):
+    arch: str
+    architecture_id: int | None
+
+
+class QueryPublic(BaseModel):
+    """A finished controller query: which controller answered, and the answer (as its job's
+    ``result`` holds it): ``proposals`` (improve), ``predictions`` or ``path``."""
+
+    model_config = ConfigDict(populate_by_name=True)
 
     job_id: int
     url: str  # the query's job
     search_id: int
     round: int | None  # the controller's round
     checkpoint_id: int  # the controller checkpoint that answered
+    operation: str  # improve, predict, interpolate
+    seed: str | None = None  # improve: the architecture improved
+    proposals: list[ProposalPublic] | None = None
+    evaluation: str | None = None  # improve with evaluate: "tabular" or "training"
+    predictions: list[PredictionPublic] | None = None
+    from_: ArchRefPublic | None = Field(default=None, alias="from")
+    to: ArchRefPublic | None = None
+    path: list[PathPointPublic] | None = None

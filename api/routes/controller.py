@@ -87,13 +87,15 @@ def _answer(job: Job) -> QueryPublic:
         code = _FAILED_STATUS.get(job.error_type or "", 500)
         raise QueryFailed(f"query job {job.id} {job.status}: {why}", code)
     cfg = job.config
-    return QueryPublic(
-        job_id=job.id,
-        url=f"/jobs/{job.id}",
-        search_id=int(cfg["search_id"]),
-        round=cfg.get("round"),
-        checkpoint_id=int(cfg["checkpoint_id"]),
-        **(job.result or {}),
+    return QueryPublic.model_validate(
+        {
+            **(job.result or {}),
+            "job_id": job.id,
+            "url": f"/jobs/{job.id}",
+            "search_id": int(cfg["search_id"]),
+            "round": cfg.get("round"),
+            "checkpoint_id": int(cfg["checkpoint_id"]),
+        }
     )
 
 
