@@ -167,7 +167,8 @@ def test_tabular_nao_hands_over_one_bundle_per_round(evaluator: TabularEvaluator
         n = len(b.pool_archs)
         assert [space.parse(a) for a in b.pool_archs] == oracle.archs[:n]
         assert list(b.pool_scores) == oracle.scores[:n]
-        assert b.space == "nb201" and b.meta["method"] == "nao"
+        assert b.space == "nb201"
+        assert b.meta["method"] == "nao"
     assert [len(b.pool_archs) for _, b in heard] == [10, 15, 20, 25]
 
 
@@ -182,9 +183,7 @@ def test_tabular_warm_start(evaluator: TabularEvaluator, nb201_bundle: Controlle
             evaluator, 20, 1, TABULAR, on_controller=lambda r, b: warm.append(b),
             start=start, start_pool=True,
         )  # fmt: skip
-        run_nao(
-            evaluator, 20, 1, TABULAR, on_controller=lambda r, b: cold.append(b), start=start
-        )
+        run_nao(evaluator, 20, 1, TABULAR, on_controller=lambda r, b: cold.append(b), start=start)
         fresh: list[ControllerBundle] = []
         run_nao(evaluator, 20, 1, TABULAR, on_controller=lambda r, b: fresh.append(b))
     # with the pool: the initial queries are the bundle's best archs, re-queried

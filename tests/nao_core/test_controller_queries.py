@@ -69,7 +69,8 @@ def test_predict(bundle: ControllerBundle) -> None:
     assert len(preds) == 6
     scores = np.asarray(bundle.pool_scores)
     for p in preds:
-        assert 1 <= p.rank <= len(pool) + 1 and p.pool_size == len(pool)
+        assert 1 <= p.rank <= len(pool) + 1
+        assert p.pool_size == len(pool)
         assert p.rank == 1 + int((scores > p.predicted).sum())
         assert len(p.neighbours) == 3
         dists = [n.distance for n in p.neighbours]
@@ -99,7 +100,9 @@ def test_interpolate(bundle: ControllerBundle) -> None:
     path = interpolate(bundle, a, space.to_str(b), 12)
     assert 1 <= len(path) <= 12
     ts = [p.t for p in path]
-    assert ts[0] == 0.0 and ts == sorted(ts) and ts[-1] <= 1.0
+    assert ts[0] == 0.0
+    assert ts == sorted(ts)
+    assert ts[-1] <= 1.0
     keys = [space.canonical_key(p.arch) for p in path]
     assert len(set(keys)) == len(keys)
     for p in path:
@@ -126,11 +129,11 @@ def test_bad_queries_are_named(bundle: ControllerBundle) -> None:
     with pytest.raises(InvalidQuery, match="step_sizes"):
         improve_arch(bundle, arch, 3, step_sizes=[-1.0])
     for steps in (1, 101):
-        with pytest.raises(InvalidQuery, match="steps: must be in 2..100"):
+        with pytest.raises(InvalidQuery, match=r"steps: must be in 2\.\.100"):
             interpolate(bundle, arch, arch, steps)
-    with pytest.raises(InvalidQuery, match="k: must be in 1..50"):
+    with pytest.raises(InvalidQuery, match=r"k: must be in 1\.\.50"):
         predict(bundle, [arch], k=0)
-    with pytest.raises(InvalidQuery, match="archs: 1..1000"):
+    with pytest.raises(InvalidQuery, match=r"archs: 1\.\.1000"):
         predict(bundle, [])
-    with pytest.raises(InvalidQuery, match="archs: 1..1000"):
+    with pytest.raises(InvalidQuery, match=r"archs: 1\.\.1000"):
         predict(bundle, [arch] * (MAX_PREDICT + 1))
