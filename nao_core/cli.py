@@ -199,7 +199,10 @@ def _add_bench_commands(bench: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     c.add_argument(
-        "--replicas", type=int, default=0, help="model replicas per batch (0: one per thread)"
+        "--replicas",
+        type=int,
+        default=2,
+        help="model replicas per batch (default 2, as controller.replicas; 0: one per thread)",
     )
     c.add_argument("--json", help="also write the measurements to this file")
     c.set_defaults(func=_cmd_bench_controller)

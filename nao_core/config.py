@@ -53,10 +53,13 @@ class ControllerConfig:
     # (a third faster on AMX CPUs, but slower to converge in short fits); "auto" = fp32
     # (``controller.fit.use_bf16``). The embedding-space step is always fp32.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    # Model replicas that train slices of each batch in parallel CPU threads, their gradients
-    # summed (the same update as one model); 0 = one per torch thread, at most one per 25
-    # rows (``controller.fit.fit_replicas``). A run repeats exactly at the same value.
-    replicas: int = 0
+    # Model replicas that train slices of each batch in parallel CPU threads (at most one per
+    # torch thread), one intra-op thread each, their gradients summed in a fixed order (the
+    # same update as one model). The count, not the host, fixes the numerics: a seed gives
+    # the same controller and proposals on any machine. 2 keeps a 2-core host's speed
+    # (docs/benchmarks.md). 0 = auto, one per torch thread (at most one per 25 rows of a
+    # batch): NOT reproducible across hosts (``controller.fit.fit_replicas``).
+    replicas: int = 2
     # architecture optimisation (nao-spec §3)
     top_seeds: int = 100
     new_archs: int = 300
@@ -76,7 +79,7 @@ class ControllerConfig:
             _check(getattr(self, name) > 0, f"controller.{name}", "must be > 0")
         _check(self.mlp_layers >= 0, "controller.mlp_layers", "must be >= 0")
         _check(self.new_archs >= 0, "controller.new_archs", "must be >= 0")
-        _check(self.replicas >= 0, "controller.replicas", "must be >= 0 (0 = auto)")
+        _check(self.replicas >= 0, "controller.replicas", "must be >= 0 (0 = auto, per host)")
         _check(self.max_step_size >= 0, "controller.max_step_size", "must be >= 0")
         _check(self.step_escalations >= 0, "controller.step_escalations", "must be >= 0")
         _check(self.pseudo_labels >= 0, "controller.pseudo_labels", "must be >= 0 (0 = off)")

@@ -8,7 +8,7 @@ formulation — embedding -> LSTM input projection (no folding), attention queri
 per decoder step and tanh(W_out [context; h]), fp32, cross-entropy over (B*L, V), one model
 on all threads, per-sample Python augmentation, Adam without the fused kernel. The
 optimised path is ``fit_controller``: folded projections, bf16 where the CPU has bf16
-LSTMs, and the batch split over one model replica per thread. Both fits are checked to
+LSTMs, and the batch split over ``controller.replicas`` replicas. Both fits are checked to
 reach the same quality (pairwise accuracy, reconstruction Hamming distance, final loss) so
 speed is not bought with a worse fit. The authors' PyTorch code was measured at about
 0.42 s per epoch on this kind of machine (issue #2), where the baseline ran 0.219; ours is
@@ -126,7 +126,7 @@ def _baseline_fit(
 
 
 def run(
-    epochs: int, baseline_epochs: int, threads: int, seed: int = 0, replicas: int = 0
+    epochs: int, baseline_epochs: int, threads: int, seed: int = 0, replicas: int = 2
 ) -> dict[str, Any]:
     torch.set_num_threads(threads)
     space = create_search_space("cnn")

@@ -6,11 +6,18 @@ encoder input and decoder target alike. The whole data set stays in one tensor; 
 index slices of a per-epoch permutation, so an epoch costs a few fused LSTM calls and no
 Python work per sample.
 
-On a CPU with several threads the batch is split across model replicas that run forward and
-backward concurrently, one thread each (``fit_replicas``): the controller's matrices are too
-small (batch 100, hidden 96) for one kernel to keep two cores busy, and the oneDNN LSTM,
-most of a step, runs its time steps in sequence. The replicas' gradients are summed in a
-fixed order, so the update is the full batch's gradient and the run is repeatable.
+The batch is split across ``controller.replicas`` model replicas (2 by default) that run
+forward and backward concurrently, one thread each (``fit_replicas``): the controller's
+matrices are too small (batch 100, hidden 96) for one kernel to keep two cores busy, and the
+oneDNN LSTM, most of a step, runs its time steps in sequence. The replicas' gradients are
+summed in a fixed order, so the update is the full batch's gradient and the run is
+repeatable.
+
+Reproducible across hosts: the numerics depend on the replica count, never on the host's
+thread count. Every replica computes with one intra-op thread (a kernel's rounding changes
+with its thread count: a fit with one replica differs bitwise between 1 and 2 threads), and
+with fewer torch threads than replicas the slices run one after another on the same
+replicas, generators and summation order, so 1 and 16 threads give the same bits.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from nao_core.config import ControllerConfig
-from nao_core.controller.model import Controller
+from nao_core.controller.model import Controller, single_thread
 from nao_core.errors import TrainingDiverged
 
 logger = logging.getLogger(__name__)
@@ -165,10 +172,12 @@ def fit_controller(
     bf16 = use_bf16(cfg.precision)
     augment = cfg.swap_augment and controller.symmetries.numel() > 0
     replicas = fit_replicas(cfg, torch.get_num_threads())
+    threads = torch.get_num_threads()
     controller.train()
     start = time.perf_counter()
     steps, loss_sum, mse_sum, nll_sum, seen = 0, 0.0, 0.0, 0.0, 0
-    with _Replicas(controller, replicas, generator) as team:
+    # one intra-op thread per replica, whatever the host (the module docstring says why)
+    with single_thread(), _Replicas(controller, replicas, generator, threads) as team:
         for epoch in range(epochs):
             # one gather and one augmentation per epoch; batches are row views of them
             order = torch.randperm(n, generator=generator)
@@ -293,9 +302,10 @@ def _fused_adam_state(
 
 
 def fit_replicas(cfg: ControllerConfig, threads: int) -> int:
-    """How many model replicas share each batch: ``cfg.replicas``, or with 0 (auto) one per
-    CPU thread, no more than one per 25 rows of a batch (smaller slices waste the kernels),
-    and 1 where the loss does not split over rows (the pairwise ranking term)."""
+    """How many model replicas share each batch: ``cfg.replicas`` (2 by default, the same on
+    every host), or with 0 (auto, not reproducible across hosts) one per CPU thread, no more
+    than one per 25 rows of a batch (smaller slices waste the kernels); 1 where the loss does
+    not split over rows (the pairwise ranking term)."""
     if cfg.rank_weight > 0:
         return 1
     if cfg.replicas:
@@ -333,21 +343,23 @@ class _Replicas:
     Replica 0 is the controller itself; the others are copies made at the start of the fit
     whose parameters share the controller's storage (each with its own ``.grad``), so the
     optimizer's in-place update reaches every replica at once. ``backward`` splits a batch
-    into row slices, runs each slice's forward and backward on its own replica and thread
-    (the main thread takes slice 0), scales each slice's mean loss by its share of the rows
-    and adds the copies' gradients into the controller's in replica order: the controller
-    then holds the full batch's gradient, the same every run. Dropout masks come from one
-    generator per replica, seeded from the fit's generator, for the same reason.
+    into row slices, runs each slice's forward and backward on its own replica (the main
+    thread takes slice 0), scales each slice's mean loss by its share of the rows and adds
+    the copies' gradients into the controller's in replica order: the controller then holds
+    the full batch's gradient, the same every run. Dropout masks come from one generator per
+    replica, seeded from the fit's generator, for the same reason.
 
-    Each thread runs torch ops with threads // replicas intra-op threads; the caller's
-    thread count is restored on exit. With one replica this is the plain serial step.
+    At most ``threads`` slices run at once (the caller's torch thread count: a worker told to
+    use one thread uses one), each thread with one intra-op thread; which thread runs a
+    slice changes nothing in its arithmetic. With one replica this is the plain serial step.
     """
 
-    def __init__(self, controller: Controller, n: int, generator: torch.Generator) -> None:
+    def __init__(
+        self, controller: Controller, n: int, generator: torch.Generator, threads: int
+    ) -> None:
         self.models = [controller]
         self.generators: list[torch.Generator | None] = [None]
         self.pool: ThreadPoolExecutor | None = None
-        self.threads = torch.get_num_threads()
         if n > 1:
             seeds = torch.randint(2**62, (n,), generator=generator).tolist()
             self.generators = [torch.Generator().manual_seed(s) for s in seeds]
@@ -356,14 +368,14 @@ class _Replicas:
             for model in self.models[1:]:
                 for p, shared in zip(model.parameters(), master, strict=True):
                     p.data = shared.data  # read-only during backward; Adam updates in place
-            per_thread = max(1, self.threads // n)
-            torch.set_num_threads(per_thread)
-            self.pool = ThreadPoolExecutor(
-                n - 1,
-                thread_name_prefix="controller-fit",
-                initializer=torch.set_num_threads,
-                initargs=(per_thread,),
-            )
+            workers = min(n, max(1, threads)) - 1
+            if workers:
+                self.pool = ThreadPoolExecutor(
+                    workers,
+                    thread_name_prefix="controller-fit",
+                    initializer=torch.set_num_threads,
+                    initargs=(1,),
+                )
         self.params = [[p for p in m.parameters() if p.requires_grad] for m in self.models]
 
     def __enter__(self) -> _Replicas:
@@ -372,7 +384,6 @@ class _Replicas:
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
-            torch.set_num_threads(self.threads)
 
     def _slice_backward(
         self,
@@ -393,7 +404,7 @@ class _Replicas:
     def backward(
         self, x: torch.Tensor, y: torch.Tensor, penalty: torch.Tensor | None, bf16: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.pool is None:
+        if len(self.models) == 1:
             return self._slice_backward(0, x, y, penalty, bf16, 1.0)
         n = len(x)
         count = len(self.models)
@@ -402,12 +413,15 @@ class _Replicas:
         for params in self.params[1:]:
             for p in params:
                 p.grad = None
-        futures = [
-            self.pool.submit(self._slice_backward, k, xs, ys, penalty, bf16, len(xs) / n)
+        rest = [
+            (self._slice_backward, k, xs, ys, penalty, bf16, len(xs) / n)
             for k, (xs, ys) in enumerate(slices[1:], start=1)
         ]
+        futures = [self.pool.submit(*job) for job in rest] if self.pool is not None else []
         x0, y0 = slices[0]
         parts = [self._slice_backward(0, x0, y0, penalty, bf16, len(x0) / n)]
+        if self.pool is None:  # one thread: the same slices, one after another
+            parts += [fn(*args) for fn, *args in rest]
         parts += [f.result() for f in futures]
         master = self.params[0]
         for k in range(1, len(slices)):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nao_core.controller.model import Controller, pool_embedding
+from nao_core.controller.model import Controller, pool_embedding, single_thread
 from nao_core.search_space.base import Arch, SearchSpace
 
 
@@ -93,9 +93,10 @@ def improve(
         if attempt:  # the range ran dry: the next, 4x wider range, as many steps again
             top = float(etas[-1])
             etas = torch.logspace(math.log10(top * 1.05), math.log10(top * 4), len(etas))
-        memory, emb = move_embeddings(controller, seed_tokens, etas)
-        with torch.no_grad():
-            decoded = controller.decoder.greedy(memory, emb, controller.mask)  # (S*B, L)
+        with single_thread():  # the same bits on any host (``controller.model``)
+            memory, emb = move_embeddings(controller, seed_tokens, etas)
+            with torch.no_grad():
+                decoded = controller.decoder.greedy(memory, emb, controller.mask)  # (S*B, L)
         for row, toks in enumerate(decoded.tolist()):  # eta-major: the authors' order
             if tuple(toks) in decoded_rows:
                 continue

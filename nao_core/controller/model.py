@@ -15,6 +15,9 @@ Shapes: B batch, L tokens per arch, T = L / group encoder steps, H hidden, V voc
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,6 +25,26 @@ from torch import nn
 
 from nao_core.config import ControllerConfig
 from nao_core.search_space.base import SearchSpace
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch ops of the calling thread with one intra-op thread, then restore the count.
+
+    The controller always computes this way (its fit per replica, its inference whole): a
+    kernel's float rounding may change with its thread count, and the same seed must give
+    the same controller and proposals on a 1-core worker and a 64-core host. The controller's
+    matrices are too small for a second thread to pay anyway (``controller.fit``).
+    """
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def dropout(
@@ -242,12 +265,14 @@ class Controller(nn.Module):
         return self.predictor(emb, generator), self.decoder(tokens, memory, emb, generator)
 
     def predict(self, tokens: torch.Tensor) -> torch.Tensor:
-        _, emb = self.encoder(tokens)
-        return self.predictor(emb)
+        with single_thread():
+            _, emb = self.encoder(tokens)
+            return self.predictor(emb)
 
     def reconstruct(self, tokens: torch.Tensor) -> torch.Tensor:
-        memory, emb = self.encoder(tokens)
-        return self.decoder.greedy(memory, emb, self.mask)
+        with single_thread():
+            memory, emb = self.encoder(tokens)
+            return self.decoder.greedy(memory, emb, self.mask)
 
     def augment(
         self, tokens: torch.Tensor, generator: torch.Generator | None = None

@@ -77,7 +77,7 @@ def test_folded_attention_readout_equals_luong_attention_as_written() -> None:
 
 def _batch_gradient(ctrl: Controller, tokens: torch.Tensor, y: torch.Tensor, n: int) -> list:
     ctrl.zero_grad(set_to_none=True)
-    with _Replicas(ctrl, n, torch.Generator().manual_seed(0)) as team:
+    with _Replicas(ctrl, n, torch.Generator().manual_seed(0), threads=2) as team:
         team.backward(tokens, y, None, False)
     return [p.grad.clone() for p in ctrl.parameters()]
 
@@ -113,12 +113,14 @@ def test_a_fit_on_replicas_repeats_exactly_and_restores_the_thread_count() -> No
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
 
 
-def test_replicas_default_to_one_per_thread_where_the_loss_splits_over_rows() -> None:
+def test_replicas_are_fixed_by_the_config_and_auto_is_one_per_thread() -> None:
     cfg = ControllerConfig()
-    assert fit_replicas(cfg, 2) == 2
-    assert fit_replicas(cfg, 1) == 1
-    assert fit_replicas(cfg, 16) == 4  # no slice under 25 rows of a batch of 100
-    assert fit_replicas(ControllerConfig(batch_size=20), 2) == 1
+    assert fit_replicas(cfg, 1) == fit_replicas(cfg, 16) == 2  # not the host's thread count
+    auto = ControllerConfig(replicas=0)  # opt-in, not reproducible across hosts
+    assert fit_replicas(auto, 2) == 2
+    assert fit_replicas(auto, 1) == 1
+    assert fit_replicas(auto, 16) == 4  # no slice under 25 rows of a batch of 100
+    assert fit_replicas(ControllerConfig(batch_size=20, replicas=0), 2) == 1
     assert fit_replicas(ControllerConfig(replicas=3), 1) == 3
     assert fit_replicas(ControllerConfig(rank_weight=0.5), 2) == 1  # pairs span the slices
 
