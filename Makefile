@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TABLE ?= nao_core/tables/nb201_accuracy_table.csv.gz
 
-.PHONY: install lint fmt test test-all bench-nb201 bench-controller
+.PHONY: install lint fmt test test-service test-all mutants bench-nb201 bench-controller
 
 $(VENV)/.installed: pyproject.toml
 	python3.11 -m venv $(VENV) && $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[test]' && touch $@
@@ -19,8 +19,16 @@ fmt: install
 test: install
 	$(PY) -m pytest -q -m "not slow"
 
+# The service's claims with real worker processes (kill -9, cancel, fan-out): CI's second tier.
+test-service: install
+	$(PY) -m pytest -q -m service
+
 test-all: install
 	$(PY) -m pytest -q
+
+# Targeted mutants of the core claims, each applied to a copy of the repo: a test must fail.
+mutants: install
+	$(PY) scripts/mutants.py
 
 bench-nb201: install
 	mkdir -p bench-out && $(VENV)/bin/nao bench nb201 --table $(TABLE) --methods nao,random,evolution --queries 50,100,150 --seeds 20 --signal c10_valid_acc_200ep --report c10_test_acc_200ep --json bench-out/nb201.json

@@ -127,3 +127,26 @@ def test_if_none_match_star_or_a_listed_tag_is_304(client, auth, ids) -> None:
         got = client.get(url, headers={**auth, "If-None-Match": value})
         assert got.status_code == 304, value
     assert client.get(url, headers={**auth, "If-None-Match": '"other"'}).status_code == 200
+
+
+def test_a_trained_model_downloads_with_the_etag_of_its_bytes(client, auth, pg_service) -> None:
+    """Through the worker's own path (the training task, run here without a broker): the
+    ETag is the sha256 of the bytes downloaded, which are the file the worker wrote."""
+    from worker.training import run_train_job
+
+    body = {"arch_name": "naonet-b", "dataset": "digits", "preset": "tiny",
+            "overrides": {"optim.epochs": 1, "data.train_limit": 128}}  # fmt: skip
+    job = client.post("/trainings", json=body, headers=auth)
+    assert job.status_code == 202, job.text
+    assert run_train_job.run(job.json()["id"]) == "succeeded"
+    trained = client.get(job.json()["url"]).json()
+    meta = client.get(f"/checkpoints/{trained['checkpoint_id']}").json()
+    blob = client.get(meta["download_url"], headers=auth)
+    assert blob.status_code == 200
+    digest = hashlib.sha256(blob.content).hexdigest()
+    assert blob.headers["etag"] == f'"{digest}"'
+    written = Path(pg_service["NAO_STORAGE_DIR"]) / "jobs" / str(trained["id"]) / "train"
+    assert blob.content == (written / "model.pt").read_bytes()
+    assert meta["sha256"] == digest
+    head = client.head(meta["download_url"], headers=auth)
+    assert head.headers["etag"] == blob.headers["etag"]

@@ -14,9 +14,11 @@ import pytest
 
 from nao_core.cli import main
 from nao_core.config import NaoSearchConfig, apply_overrides
+from nao_core.engine import NullCallback
 from nao_core.errors import InvalidConfig
 from nao_core.presets import get_preset
 from nao_core.search.nows import (
+    CANDIDATES_PHASE,
     FLOOR_ACCURACY,
     NaoSearch,
     RoundNotScored,
@@ -206,6 +208,47 @@ def test_candidate_budget_caps_the_search(
     result = run_nao_search(cfg, run_dir=tmp_path, device="cpu")
     assert result.candidates == 7
     assert result.rounds == 2
+
+
+class _Rounds(NullCallback):
+    """The evaluation points a run scores and the candidates it trains; with ``stop_after``,
+    stops once that point is scored (the state is saved with the round closed)."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.scored: list[int] = []
+        self.planned: list[int] = []
+        self.stop_after = stop_after
+
+    def on_phase(self, name: str, total: int) -> None:
+        if name == CANDIDATES_PHASE:
+            self.planned.append(total)
+
+    def on_pool_scored(self, round, pool) -> None:
+        self.scored.append(round)
+
+    def should_stop(self) -> bool:
+        return self.stop_after is not None and self.stop_after in self.scored
+
+
+def test_a_stopped_search_resumes_at_its_next_round(
+    finished: Path, tiny: NaoSearchConfig, tmp_path: Path
+) -> None:
+    """Resumed, not started over: the run after the stop closes only the rounds after the one
+    saved and plans no candidate of the closed rounds (a restart from scratch reaches the
+    same pool from the cached candidates, so the pool alone cannot tell the two apart)."""
+    _reuse_candidates(finished, tmp_path)
+    first = _Rounds(stop_after=1)
+    assert run_nao_search(tiny, run_dir=tmp_path, device="cpu", callback=first).status == (
+        "cancelled"
+    )
+    assert first.scored == [1]
+    again = _Rounds()
+    result = run_nao_search(tiny, run_dir=tmp_path, device="cpu", callback=again)
+    assert result.status == "completed"
+    assert again.scored == list(range(2, tiny.rounds + 2))
+    assert sum(again.planned) == result.candidates - tiny.initial_pool
+    expected = {(e["id"], e["arch"], e["score"]) for e in read_result(finished).pool}  # type: ignore[union-attr]
+    assert {(e["id"], e["arch"], e["score"]) for e in result.pool} == expected
 
 
 def test_cli_method_nao_resumes(

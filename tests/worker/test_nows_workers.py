@@ -20,10 +20,9 @@ from service_fixtures import (
     wait_for,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.db]
+pytestmark = [pytest.mark.db]  # each test that runs workers is slow; the validation is not
 
 SEARCH = {"space": "cnn", "dataset": "digits", "preset": "tiny", "method": "nao"}
-REFERENCE: dict[str, Any] = {}  # the one-worker run, compared against by the later tests
 
 
 @pytest.fixture(scope="module")
@@ -122,13 +121,32 @@ def test_api_validates_method_nao(client, auth) -> None:
         assert client.post("/searches", json=body, headers=auth).status_code == 422, body
 
 
-def test_one_and_two_workers_give_the_same_search(client, auth, pg_service, tmp_path) -> None:
-    one = [start_worker(pg_service, tmp_path / "w1.log")]
+@pytest.fixture(scope="module")
+def reference(client, auth, pg_service, tmp_path_factory) -> dict[str, Any]:
+    """The search on one worker, which the two-worker, kill -9 and sweep tests compare against
+    or build on; run once per module by whichever of them comes first."""
+    log = tmp_path_factory.mktemp("reference") / "w1.log"
+    one = start_worker(pg_service, log)
     try:
-        ref = _run(client, auth, [tmp_path / "w1.log"])
+        ref = _run(client, auth, [log])
     finally:
-        stop(one[0])
+        stop(one)
     assert ref["status"] == "succeeded", ref
+    pool = _pool(client, ref["id"])
+    assert len(pool) == ref["result"]["candidates"]
+    return {
+        **ref,
+        "pool": pool,
+        "candidate_rounds": _rounds(client, ref["id"]),
+        "learned": _learned(client, ref["id"]),
+    }
+
+
+@pytest.mark.slow
+def test_one_and_two_workers_give_the_same_search(
+    client, auth, pg_service, tmp_path, reference
+) -> None:
+    ref = reference
     logs = [tmp_path / f"w2{i}.log" for i in range(2)]
     two = [start_worker(pg_service, log) for log in logs]
     try:
@@ -139,22 +157,17 @@ def test_one_and_two_workers_give_the_same_search(client, auth, pg_service, tmp_
     assert par["status"] == "succeeded", par
     assert par["result"]["candidates"] == ref["result"]["candidates"]
     assert par["rounds"] == ref["rounds"] == 3
-    assert _rounds(client, par["id"]) == _rounds(client, ref["id"])
-    pool = _pool(client, ref["id"])
-    assert len(pool) == ref["result"]["candidates"]
-    assert _pool(client, par["id"]) == pool  # the same archs, scores and round structure
+    assert _rounds(client, par["id"]) == ref["candidate_rounds"]
+    assert _pool(client, par["id"]) == ref["pool"]  # the same archs, scores and round structure
     assert par["result"]["top"] == ref["result"]["top"]
-    learned = _learned(client, ref["id"])
-    assert _learned(client, par["id"]) == learned
+    assert _learned(client, par["id"]) == ref["learned"]
     metrics = client.get(f"/jobs/{par['id']}/metrics", params={"name": "pool_best"}).json()
     assert [m["step"] for m in metrics["data"]] == [1, 2, 3]
-    REFERENCE.update(id=ref["id"], pool=pool, rounds=_rounds(client, ref["id"]), learned=learned)
     _timings(one_worker_s=ref["wall_s"], two_workers_s=par["wall_s"])
 
 
-def test_kill_9_mid_round_changes_nothing(client, auth, pg_service, tmp_path) -> None:
-    if not REFERENCE:
-        pytest.skip("needs the one-worker reference run")
+@pytest.mark.slow
+def test_kill_9_mid_round_changes_nothing(client, auth, pg_service, tmp_path, reference) -> None:
     a, b = (start_worker(pg_service, tmp_path / f"k{i}.log") for i in range(2))
     fresh = None
     try:
@@ -174,11 +187,12 @@ def test_kill_9_mid_round_changes_nothing(client, auth, pg_service, tmp_path) ->
                 stop(w)
     assert done["status"] == "succeeded", done
     assert done["rounds"] == 3
-    assert _rounds(client, job["id"]) == REFERENCE["rounds"]
-    assert _pool(client, job["id"]) == REFERENCE["pool"]
-    assert _learned(client, job["id"]) == REFERENCE["learned"]
+    assert _rounds(client, job["id"]) == reference["candidate_rounds"]
+    assert _pool(client, job["id"]) == reference["pool"]
+    assert _learned(client, job["id"]) == reference["learned"]
 
 
+@pytest.mark.slow
 def test_cancel_stops_queued_and_running_candidates(client, auth, pg_service, tmp_path) -> None:
     worker = start_worker(pg_service, tmp_path / "c.log")
     try:
@@ -206,12 +220,11 @@ def test_cancel_stops_queued_and_running_candidates(client, auth, pg_service, tm
     assert client.post(f"/searches/{job['id']}/cancel", headers=auth).status_code == 409
 
 
+@pytest.mark.slow
 def test_sweep_trains_the_top_archs_over_a_grid_and_ranks_them(
-    client, auth, pg_service, tmp_path
+    client, auth, pg_service, tmp_path, reference
 ) -> None:
-    if not REFERENCE:
-        pytest.skip("needs the one-worker reference run")
-    body = {"search_id": REFERENCE["id"], "top_k": 2, "grid": {"optim.lr_max": [0.05, 0.1]}}
+    body = {"search_id": reference["id"], "top_k": 2, "grid": {"optim.lr_max": [0.05, 0.1]}}
     bad = [
         {**body, "grid": {"optim.nope": [1]}},
         {**body, "grid": {"optim.lr_max": [-1.0]}},
@@ -222,7 +235,7 @@ def test_sweep_trains_the_top_archs_over_a_grid_and_ranks_them(
     assert (
         client.post("/sweeps", json={**body, "search_id": 99999}, headers=auth).status_code == 404
     )
-    params = {"top": 2, "search": REFERENCE["id"], "order_by": "trained"}
+    params = {"top": 2, "search": reference["id"], "order_by": "trained"}
     top = {a["id"] for a in client.get("/architectures", params=params).json()["data"]}
     worker = start_worker(pg_service, tmp_path / "s.log")
     try:
@@ -244,6 +257,7 @@ def test_sweep_trains_the_top_archs_over_a_grid_and_ranks_them(
     assert after == top  # the runs did not overwrite the search's scores
 
 
+@pytest.mark.slow
 def test_max_gpu_hours_ends_the_search_after_the_round_that_passes_it(
     client, auth, pg_service, tmp_path
 ) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_fixtures import wait_finished, wait_for
+from service_fixtures import isolated_service, wait_finished, wait_for
 
 pytestmark = [pytest.mark.db]
 
@@ -31,29 +31,37 @@ def _archs(client: Any, job_id: int) -> list[dict[str, Any]]:
     return client.get("/architectures", params=params).json()["data"]
 
 
-def test_a_lost_tabular_search_is_requeued_on_its_own_task(client, auth, pg_service) -> None:
-    """Runs before the worker starts: the reaper re-sends the tabular task to the CPU queue."""
+def test_a_lost_tabular_search_is_requeued_on_its_own_task(tmp_path: Path) -> None:
+    """In a service of its own that no worker serves (the module's worker would take the
+    messages, whatever the order of the tests): the reaper re-sends the tabular task to the
+    CPU queue."""
     import json
     from datetime import timedelta
 
     import redis
+    from fastapi.testclient import TestClient
     from sqlalchemy import update
 
+    from api.main import create_app
     from store.db import session_factory, session_scope
     from store.models import Job, JobStatus, utcnow
+    from store.tokens import create_token
     from worker.recovery import requeue_stale_jobs
 
-    job = client.post("/searches", json=EVOLUTION, headers=auth).json()
-    with session_scope(session_factory(pg_service["NAO_DATABASE_URL"])) as s:
-        old = utcnow() - timedelta(hours=1)
-        s.execute(
-            update(Job)
-            .where(Job.id == job["id"])
-            .values(status=JobStatus.RUNNING, worker="gone:1", heartbeat_at=old, updated_at=old)
-        )
-    assert job["id"] in requeue_stale_jobs()
-    broker = redis.Redis.from_url(pg_service["NAO_BROKER_URL"])
-    queued = broker.lrange(pg_service["NAO_QUEUE_PREFIX"] + "default", 0, -1)
+    with isolated_service(tmp_path / "home") as env, TestClient(create_app()) as client:
+        with session_scope(session_factory(env["NAO_DATABASE_URL"])) as s:
+            auth = {"Authorization": f"Bearer {create_token(s, 'tests', admin=True)}"}
+        job = client.post("/searches", json=EVOLUTION, headers=auth).json()
+        with session_scope(session_factory(env["NAO_DATABASE_URL"])) as s:
+            old = utcnow() - timedelta(hours=1)
+            s.execute(
+                update(Job)
+                .where(Job.id == job["id"])
+                .values(status=JobStatus.RUNNING, worker="gone:1", heartbeat_at=old, updated_at=old)
+            )
+        assert job["id"] in requeue_stale_jobs()
+        broker = redis.Redis.from_url(env["NAO_BROKER_URL"])
+        queued = broker.lrange(env["NAO_QUEUE_PREFIX"] + "default", 0, -1)
     sent = [json.loads(m)["headers"] for m in queued]
     mine = [h for h in sent if h["argsrepr"] == f"[{job['id']}]"]
     assert [h["task"] for h in mine] == ["nao.search.tabular"] * 2
@@ -114,9 +122,9 @@ def test_a_rerun_adds_no_rows(client, auth, pg_service, worker) -> None:
 
 
 def test_nao_search_over_the_table(client, auth, worker, table) -> None:
-    """NAO's preset: 10 random, then rounds of 5 proposals; what its controller learned is
-    served by ``/rounds`` (point r + 1 = round r's queries) and ``/lineage``."""
-    body = {"space": "nb201", "method": "nao", "budget": 20, "seed": 0}
+    """NAO's published preset: 10 random, then rounds of 5 proposals; what its controller
+    learned is served by ``/rounds`` (point r + 1 = round r's queries) and ``/lineage``."""
+    body = {"space": "nb201", "method": "nao", "preset": "nb201-paper", "budget": 20, "seed": 0}
     done = wait_finished(
         client, client.post("/searches", json=body, headers=auth).json()["url"], 300, 0.25
     )

@@ -1,5 +1,7 @@
-"""End to end through real Celery worker processes on Postgres + Redis: the full flow,
-cancellation, and kill -9 of a worker mid-search followed by a fresh worker finishing it."""
+"""End to end through real Celery worker processes on Postgres + Redis: the full flow, and
+kill -9 of a worker mid-search followed by a fresh worker finishing it (the message re-delivered
+by the broker). Cancellation at an exact epoch, and recovery of a stale job by a live worker's
+reaper, are in test_service_claims.py (CI's service tier)."""
 
 from __future__ import annotations
 
@@ -55,19 +57,6 @@ def test_full_flow_search_train_download_evaluate(client, auth, worker) -> None:
     assert evaluated["result"]["accuracy"] == pytest.approx(trained["result"]["accuracy"])
     metrics = client.get(f"/jobs/{search['id']}/metrics").json()["data"]
     assert {"lr", "pool_best"} <= {m["name"] for m in metrics}
-
-
-def test_cancel_takes_effect_at_the_next_epoch(client, auth, worker) -> None:
-    job = client.post("/searches", json={**SEARCH, "budget": 200}, headers=auth).json()
-    wait_for(lambda: client.get(job["url"]).json()["current"] >= 1, 90, "first epoch", 0.3)
-    r = client.post(f"/searches/{job['id']}/cancel", headers=auth)
-    assert r.status_code == 200
-    assert r.json()["status"] in ("cancelling", "cancelled")
-    final = wait_for(
-        lambda: (j := client.get(job["url"]).json())["status"] == "cancelled" and j, 60, "cancel"
-    )
-    assert final["current"] < 200
-    assert client.post(f"/searches/{job['id']}/cancel", headers=auth).status_code == 409
 
 
 def test_kill_9_mid_search_then_a_fresh_worker_finishes(
