@@ -103,7 +103,9 @@ def test_improve_stores_new_archs_with_their_lineage(
     job = client.get(out["url"]).json()
     assert job["kind"] == "query"
     assert job["status"] == "succeeded"
-    assert job["result"]["proposals"] == proposals
+    assert job["result"]["proposals"] == [
+        {k: v for k, v in p.items() if v is not None} for p in proposals
+    ]
     # evaluate: the table's score, on the answer and the rows
     out = _ok(
         client.post(
