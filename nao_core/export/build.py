@@ -18,6 +18,7 @@ card is also stored inside the file (ONNX metadata ``nao_model_card``; TorchScri
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import logging
@@ -102,6 +103,8 @@ def export_checkpoint(
     """
     model, ckpt = load_trained(str(checkpoint))
     check_format(ckpt["space"], fmt)
+    if fmt == "onnx":
+        _require_onnx()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     reference, trace_in, check_in, flops = _prepare(model, ckpt)
@@ -131,6 +134,17 @@ def export_checkpoint(
     _write_text(card_md, card_markdown(card))
     logger.info("exported format=%s file=%s max_abs_diff=%.3g", fmt, out, gap)
     return ExportResult(str(out), str(card_json), str(card_md), card)
+
+
+def _require_onnx() -> None:
+    """Fail before any work, naming the install, when the ONNX packages are missing."""
+    for name in ("onnx", "onnxscript", "onnxruntime"):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise InvalidConfig(
+                f"format: onnx needs the export extra (pip install 'nao-service[export]'): {exc}"
+            ) from None
 
 
 def _prepare(model: nn.Module, ckpt: dict[str, Any]) -> tuple[nn.Module, Any, Any, Any]:

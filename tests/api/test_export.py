@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from factories import make_job
+from factories import make_architecture, make_job
 from service_fixtures import ROOT, embedded_service, isolated_service, service_env, stop
 
 from store.db import session_factory, session_scope
@@ -74,8 +74,15 @@ def _rows(env: dict[str, str], url: str) -> dict[str, int]:
         cnn = make_job(db, kind=JobKind.TRAIN, space="cnn", dataset="cifar10")
         rnn = make_job(db, kind=JobKind.TRAIN, space="rnn", dataset="ptb")
         search = make_job(db, space="nb201", dataset="cifar10")
+        payload = _cnn_payload()
+        found = make_job(db, space="cnn", dataset="cifar10", preset="small")
+        arch = make_architecture(db, found, arch=payload["arch"], score_supernet=0.7)
+        model = _store(db, root, cnn, "model.pt", payload)
+        db.get(Checkpoint, model).architecture_id = arch.id
         return {
-            "model": _store(db, root, cnn, "model.pt", _cnn_payload()),
+            "model": model,
+            "search": found.id,
+            "arch": arch.id,
             "rnn": _store(db, root, rnn, "model.pt", {"kind": "model", "model": {}}),
             "controller": _store(db, root, search, "c.pt", {"kind": "controller"}),
             "cnn_job": cnn.id,
@@ -204,6 +211,10 @@ def test_built_once_then_served_like_a_checkpoint(service, tmp_path) -> None:
     assert body["source"]["checkpoint_id"] == ids["model"]
     assert body["export"]["format"] == "onnx"
     assert body["export"]["inputs"][0]["normalisation"]["mean"] == CIFAR_MEAN
+    assert body["model"]["drawing_url"] == f"/architectures/{ids['arch']}/drawing.svg"
+    assert body["search"]["id"] == ids["search"]
+    assert body["search"]["url"] == f"/jobs/{ids['search']}"
+    assert body["search"]["architecture_score"] == 0.7
     assert markdown.headers["content-type"].startswith("text/markdown")
     assert body["model"]["arch"] in markdown.text
     rows = c.get(f"/jobs/{ids['cnn_job']}/checkpoints").json()["data"]
