@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 import redis
 
+from nao_core.config import to_dict
+from nao_core.presets import get_preset
+
 pytestmark = [pytest.mark.db]
 
 NB201 = {"space": "nb201", "method": "evolution", "budget": 30, "seed": 0}
@@ -63,7 +66,13 @@ def test_nb201_defaults_and_presets(client, auth, nb201_table) -> None:
     semi = {**NB201, "method": "nao", "preset": "nb201-seminas"}
     semi_job = client.post("/searches", json=semi, headers=auth).json()
     assert semi_job["config"]["strategy_config"]["controller"]["pseudo_labels"] == 500
-    assert nao["config"]["strategy_config"]["controller"]["pseudo_labels"] == 0
+    # the default is the tabular default preset; the published recipe is one name away
+    assert nao["config"]["strategy_config"] == to_dict(get_preset("nao/nb201"))
+    paper = client.post("/searches", json={**NB201, "method": "nao", "preset": "nb201-paper"},
+                        headers=auth).json()  # fmt: skip
+    assert paper["preset"] == "nb201-paper"
+    assert paper["config"]["strategy_config"] == to_dict(get_preset("nao/nb201-paper"))
+    assert paper["config"]["strategy_config"]["controller"]["pseudo_labels"] == 0
     rnd = client.post("/searches", json={**NB201, "method": "random"}, headers=auth).json()
     assert rnd["config"]["strategy_config"] is None
     assert rnd["preset"] is None
