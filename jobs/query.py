@@ -150,7 +150,13 @@ class Query(Kind):
     runner = "worker.query"
 
     def create(self, session: Session, body: Any, owner_id: int | None) -> Job:
-        raise NotImplementedError("use improve, predict or interpolate")
+        """A prediction or an interpolation (an improvement names its architecture apart:
+        ``improve``)."""
+        if isinstance(body, PredictionCreate):
+            return self.predict(session, body, owner_id)
+        if isinstance(body, InterpolationCreate):
+            return self.interpolate(session, body, owner_id)
+        raise TypeError(f"a query is a prediction or an interpolation, not {type(body).__name__}")
 
     def _submit(
         self,

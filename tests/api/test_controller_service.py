@@ -233,3 +233,42 @@ def test_the_query_worker_answers_while_a_search_holds_the_main_one(
         assert client.get(search["url"]).json()["status"] == "running"
     finally:
         client.post(f"/searches/{search['id']}/cancel", headers=auth)
+
+
+@pytest.mark.slow
+def test_a_weight_sharing_search_warm_starts(client, auth, worker) -> None:
+    """NAO-WS from a finished NAO-WS search's controller and pool: recorded in the config,
+    reported in the result, and its first pool holds the source's architectures."""
+    body = {"space": "cnn", "dataset": "digits", "preset": "tiny", "seed": 0}
+    source = wait_succeeded(client, client.post("/searches", json=body, headers=auth).json()["url"])
+    warm = {**body, "seed": 5, "warm_start": {"search_id": source["id"], "pool": True}}
+    job = client.post("/searches", json=warm, headers=auth)
+    assert job.status_code == 202, job.text
+    done = wait_succeeded(client, job.json()["url"])
+    assert done["config"]["warm_start"]["search_id"] == source["id"]
+    assert done["result"]["warm_start"] == done["config"]["warm_start"]
+    theirs = {a["canonical_hash"] for a in _archs(client, source["id"], "supernet")}
+    first = [a for a in _archs(client, done["id"], "supernet") if a["round"] == 0]
+    assert first
+    assert {a["canonical_hash"] for a in first} <= theirs
+
+
+def test_a_query_that_fails_in_the_worker_says_why(client, auth, pg_service, query_worker) -> None:
+    """A controller file gone from the storage: the job fails, and the caller hears it."""
+    import numpy as np
+    from factories import make_job
+
+    from store.db import session_factory, session_scope
+    from store.models import Checkpoint
+
+    with session_scope(session_factory(pg_service["NAO_DATABASE_URL"])) as db:
+        search = make_job(db, space="nb201", dataset="cifar10", config={"method": "nao"})
+        db.add(Checkpoint(job_id=search.id, kind="controller", round=1, path="jobs/gone.pt",
+                          size=1, sha256="0" * 64))  # fmt: skip
+        search_id = search.id
+    space = create_search_space("nb201")
+    text = space.to_str(space.sample(np.random.default_rng(0)))
+    r = client.post("/predictions", json={"search_id": search_id, "archs": [text]}, headers=auth)
+    assert r.status_code == 500
+    assert r.json()["detail"].startswith("query job ")
+    assert "failed: MissingData: controller checkpoint $NAO_STORAGE_DIR/jobs/gone.pt" in r.text
