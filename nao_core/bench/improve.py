@@ -48,6 +48,7 @@ class Spec:
     preset: str
     signal: str
     report: str
+    overrides: tuple[str, ...] = ()
 
 
 def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
@@ -72,6 +73,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 def run_seed(spec: Spec) -> dict[str, Any]:
     import torch
 
+    from nao_core.config import apply_overrides
     from nao_core.controller.bundle import ControllerBundle
     from nao_core.controller.queries import improve_arch, predict
     from nao_core.evaluator.tabular import TabularEvaluator
@@ -89,7 +91,8 @@ def run_seed(spec: Spec) -> dict[str, Any]:
             kept[len(bundle.pool_archs)] = bundle
 
     began = time.perf_counter()
-    oracle = run_nao(ev, max(SIZES) + 1, spec.seed, get_preset(spec.preset), on_controller=keep)
+    cfg = apply_overrides(get_preset(spec.preset), list(spec.overrides))
+    oracle = run_nao(ev, max(SIZES) + 1, spec.seed, cfg, on_controller=keep)
     search_s = time.perf_counter() - began
     missing = sorted(set(SIZES) - set(kept))
     if missing:
@@ -107,12 +110,14 @@ def run_seed(spec: Spec) -> dict[str, Any]:
         seed_arch = first[i]
         base = ev.metric(seed_arch, spec.report)
         proposals = improve_arch(bundle, seed_arch, spec.n)
+        stepped = improve_arch(bundle, seed_arch, spec.n, neighbours=False)
         mutants = _mutations(space, seed_arch, len(proposals), known, rng, mutate)
         rows.append(
             {
                 "seed_report": base,
                 "improve": [ev.metric(p.arch, spec.report) - base for p in proposals],
                 "improve_steps": [p.step_size for p in proposals],
+                "step_only": [ev.metric(p.arch, spec.report) - base for p in stepped],
                 "mutate": [ev.metric(m, spec.report) - base for m in mutants],
             }
         )
@@ -140,6 +145,7 @@ def run_seed(spec: Spec) -> dict[str, Any]:
                 "predicted": p.tolist(),
                 "half_width": ((high - low) / 2).tolist(),
                 "true": true_signal.tolist(),
+                "alternatives": _alternative_widths(kept[size], preds),
             }
     return {
         "seed": spec.seed,
@@ -148,6 +154,31 @@ def run_seed(spec: Spec) -> dict[str, Any]:
         "calibration": calibration,
         "search_seconds": search_s,
         "improve_seconds": improve_s,
+    }
+
+
+def _alternative_widths(bundle: Any, preds: list[Any]) -> dict[str, list[float]]:
+    """Half-widths of interval rules we compared with ``predict``'s (docs/method.md):
+    ``global``: the kNN leave-one-out error quantile, not scaled by distance;
+    ``neighbour_std``: z(level) x the standard deviation of the k neighbours' scores."""
+    from statistics import NormalDist
+
+    from nao_core.controller import queries as q
+
+    space = bundle.search_space()
+    pool = bundle.pool()
+    scores = np.asarray(bundle.pool_scores)
+    _, embs = q._members_forward(bundle.build_controllers(), q._tokens(space, pool))
+    d = q._distances(embs, embs)
+    np.fill_diagonal(d, np.inf)
+    near = np.argsort(d, axis=1, kind="stable")[:, :5]
+    err = np.abs(scores - scores[near].mean(axis=1))
+    n = len(scores)
+    glob = float(np.quantile(err, min(np.ceil((n + 1) * q.LEVEL) / n, 1.0), method="higher"))
+    z = NormalDist().inv_cdf(0.5 + q.LEVEL / 2)
+    return {
+        "global": [glob] * len(preds),
+        "neighbour_std": [z * float(np.std([x.score for x in p.neighbours])) for p in preds],
     }
 
 
@@ -165,17 +196,29 @@ def _mutations(space, arch, count, known, rng, mutate) -> list:  # type: ignore[
     return list(out.values())
 
 
+METHODS = ("improve", "step_only", "mutate")
+
+
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
-    imp = np.concatenate([r["improve"] for res in results for r in res["rows"]] or [[]])
-    mut = np.concatenate([r["mutate"] for res in results for r in res["rows"]] or [[]])
+    gains = {
+        m: np.concatenate([r[m] for res in results for r in res["rows"]] + [np.zeros(0)])
+        for m in METHODS
+    }
     out: dict[str, Any] = {
         "seeds": len(results),
-        "proposals": {"improve": int(imp.size), "mutate": int(mut.size)},
-        "beats_seed": {"improve": float((imp > 0).mean()), "mutate": float((mut > 0).mean())},
-        "mean_gain": {"improve": float(imp.mean()), "mutate": float(mut.mean())},
+        "proposals": {m: int(g.size) for m, g in gains.items()},
+        "beats_seed": {m: float((g > 0).mean()) for m, g in gains.items()},
+        "mean_gain": {m: float(g.mean()) for m, g in gains.items()},
         "mean_gain_std_err": {
-            "improve": float(imp.std() / np.sqrt(max(imp.size, 1))),
-            "mutate": float(mut.std() / np.sqrt(max(mut.size, 1))),
+            m: float(g.std() / np.sqrt(max(g.size, 1))) for m, g in gains.items()
+        },
+        "steps_of_improve": {
+            "neighbour": int(
+                sum(s == 0 for res in results for r in res["rows"] for s in r["improve_steps"])
+            ),
+            "gradient": int(
+                sum(s > 0 for res in results for r in res["rows"] for s in r["improve_steps"])
+            ),
         },
     }
     out["ratio"] = {
@@ -201,8 +244,17 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _calibration(results: list[dict[str, Any]]) -> dict[str, Any]:
+    out = _coverage(results, lambda c: c["half_width"])
+    out["alternatives"] = {
+        name: _coverage(results, lambda c, name=name: c["alternatives"][name])
+        for name in results[0]["calibration"]["alternatives"]
+    }
+    return out
+
+
+def _coverage(results: list[dict[str, Any]], width: Any) -> dict[str, Any]:
     pred = np.concatenate([r["calibration"]["predicted"] for r in results])
-    half = np.concatenate([r["calibration"]["half_width"] for r in results])
+    half = np.concatenate([width(r["calibration"]) for r in results])
     true = np.concatenate([r["calibration"]["true"] for r in results])
     err = np.abs(pred - true)
     cuts = np.quantile(half, [1 / 3, 2 / 3])
@@ -211,7 +263,7 @@ def _calibration(results: list[dict[str, Any]]) -> dict[str, Any]:
         float(
             np.mean(
                 np.abs(np.array(r["calibration"]["predicted"]) - r["calibration"]["true"])
-                <= np.array(r["calibration"]["half_width"])
+                <= np.array(width(r["calibration"]))
             )
         )
         for r in results
@@ -239,8 +291,10 @@ def format_summary(s: dict[str, Any]) -> str:
         f"NAS-Bench-201 CIFAR-10, {s['seeds']} seeds, top-{TOP} of a {IMPROVE_AT}-query NAO "
         "search: proposals vs their seed (test accuracy)",
         f"{'method':<9} {'proposals':>9} {'beats seed':>11} {'mean gain (pp)':>16}",
+        "(improve: gradient step + predictor-ranked one-edit neighbours; step_only: the "
+        "gradient step alone; mutate: random one-edit mutations)",
     ]
-    for m in ("improve", "mutate"):
+    for m in METHODS:
         lines.append(
             f"{m:<9} {s['proposals'][m]:>9} {s['beats_seed'][m]:>11.3f} "
             f"{s['mean_gain'][m]:>+10.3f} ± {s['mean_gain_std_err'][m]:.3f}"
@@ -270,6 +324,11 @@ def format_summary(s: dict[str, Any]) -> str:
             f"  {name:<6} half-width {t['half_width_mean']:6.2f}  |error| "
             f"{t['mean_abs_error']:6.2f}  coverage {t['coverage']:.3f}"
         )
+    for name, alt in c["alternatives"].items():
+        lines.append(
+            f"  rule {name}: coverage {alt['coverage']:.3f}, median half-width "
+            f"{alt['median_half_width']:.2f}, Spearman {alt['spearman_error_vs_half_width']:.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -278,12 +337,26 @@ def main(args: argparse.Namespace) -> int:
 
     table = args.table or str(table_path("nb201"))
     specs = [
-        Spec(table, s, args.n, args.preset, args.signal, args.report)
+        Spec(table, s, args.n, args.preset, args.signal, args.report, tuple(args.set or ()))
         for s in range(args.first_seed, args.first_seed + args.seeds)
     ]
     workers = args.workers or max(1, os.cpu_count() or 1)
+    keep = Path(args.keep) if args.keep else None
+    results = []
+    todo = []
+    for spec in specs:  # seeds finished by an earlier, interrupted run are read back
+        done = keep / f"seed-{spec.seed:03d}.json" if keep else None
+        if done is not None and done.is_file():
+            results.append(json.loads(done.read_text()))
+        else:
+            todo.append(spec)
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(run_seed, specs))
+        for res in pool.map(run_seed, todo):
+            results.append(res)
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                (keep / f"seed-{res['seed']:03d}.json").write_text(json.dumps(res))
+    results.sort(key=lambda r: r["seed"])
     summary = summarize(results)
     summary["config"] = {
         "preset": args.preset,
@@ -291,6 +364,7 @@ def main(args: argparse.Namespace) -> int:
         "signal": args.signal,
         "report": args.report,
         "first_seed": args.first_seed,
+        "overrides": list(args.set or ()),
     }
     sys.stdout.write(format_summary(summary) + "\n")
     if args.json:
@@ -309,6 +383,10 @@ def add_parser(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--preset", default="nao/nb201", help="the searches' NAO preset")
     b.add_argument("--signal", default="c10_valid_acc_200ep", help="column searched on")
     b.add_argument("--report", default="c10_test_acc_200ep", help="column reported")
+    b.add_argument("--set", action="append", metavar="KEY=VALUE", help="preset overrides")
     b.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
     b.add_argument("--json", help="also write the summary as JSON to this file")
+    b.add_argument(
+        "--keep", help="folder for each seed's raw result; seeds found there are not rerun"
+    )
     b.set_defaults(func=main)

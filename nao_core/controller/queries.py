@@ -11,7 +11,9 @@ decoding). Scores are on the pool's scale (``TargetScale.to_score`` maps the pre
   When that range decodes fewer than ``n`` new ones, up to ``ESCALATIONS`` wider ranges (each
   4x the last) are tried, as ``controller.step_escalations`` does in a search. An ensemble
   takes the union of its members' candidates ranked by the members' mean prediction, as a
-  search's round does.
+  search's round does. By default the seed's one-token edits join the candidates (step size
+  0) and the predictor ranks them all: from a single seed, a decoder fitted on a search's
+  pool decodes few new architectures (docs/benchmarks.md measures both).
 * ``predict``: the predicted score, its rank among the pool's measured scores, the ``k``
   nearest measured architectures in embedding space, and an uncertainty (see ``Prediction``).
 * ``interpolate``: decode along the straight path between two architectures' embeddings.
@@ -213,9 +215,15 @@ def improve_arch(
     arch: Arch | str,
     n: int,
     step_sizes: Sequence[float] | None = None,
+    *,
+    neighbours: bool = True,
 ) -> list[Improvement]:
     """Up to ``n`` new architectures reached from ``arch`` by gradient steps, best predicted
     first: distinct, canonical, neither ``arch`` nor a pool member (module docstring).
+
+    With ``neighbours`` the candidates also hold every one-token edit of ``arch`` (step size
+    0): the predictor ranks the gradient step's decodes and the seed's whole neighbourhood
+    alike. A decoder fitted on ~100 architectures reaches few new ones from one seed.
 
     Raises:
         InvalidQuery: If ``n`` is not in 1..100 or a step size is not positive.
@@ -228,12 +236,20 @@ def improve_arch(
     known = {space.canonical_key(a) for a in bundle.pool()} | {space.canonical_key(seed)}
     ranges = [etas] if etas is not None else _default_ranges(bundle)
     found: dict[str, tuple[Arch, float]] = {}  # key -> (arch, step size), in order found
+    if neighbours:
+        for near in _one_edit(space, seed):
+            key = space.canonical_key(near)
+            if key not in known:
+                found.setdefault(key, (space.canonical(near), 0.0))
+    stepped = 0  # candidates the gradient step found
     for etas_now in ranges:
         for c in controllers:
             for p in improve(c, space, [seed], 10**9, known | set(found), step_sizes=etas_now):
                 key = space.canonical_key(p.arch)
-                found.setdefault(key, (space.canonical(p.arch), p.step_size))
-        if len(found) >= n:
+                if key not in found:
+                    found[key] = (space.canonical(p.arch), p.step_size)
+                    stepped += 1
+        if stepped >= n:
             break
     if not found:
         return []
@@ -253,6 +269,21 @@ def improve_arch(
         )
         for i in order
     ]
+
+
+def _one_edit(space: SearchSpace, arch: Arch) -> list[Arch]:
+    """Every architecture one legal token away from ``arch``."""
+    tokens = list(space.encode(arch))
+    mask = space.token_mask()
+    out = []
+    for t in range(space.length):
+        for v in np.flatnonzero(mask[t]):
+            if v != tokens[t]:
+                try:
+                    out.append(space.decode([*tokens[:t], int(v), *tokens[t + 1 :]]))
+                except InvalidArchitecture:  # a token legal alone, not in this context
+                    continue
+    return out
 
 
 def _default_ranges(bundle: ControllerBundle) -> list[list[float]]:

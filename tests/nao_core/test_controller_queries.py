@@ -44,7 +44,7 @@ def test_improve_invariants(bundle: ControllerBundle) -> None:
         assert space.parse(p.text) == p.arch
         assert p.canonical_hash == space.canonical_hash(p.arch)
         assert lo <= p.predicted <= hi  # the pool's score scale
-        assert p.step_size > 0
+        assert p.step_size >= 0  # 0: a one-token edit of the seed
     assert [p.predicted_normalized for p in found] == sorted(
         (p.predicted_normalized for p in found), reverse=True
     )
@@ -55,9 +55,15 @@ def test_improve_from_an_unmeasured_arch_with_given_steps(bundle: ControllerBund
     space = bundle.search_space()
     known = {space.canonical_key(a) for a in bundle.pool()}
     seed = space.sample_unseen(np.random.default_rng(9), 1, known)[0]
-    found = improve_arch(bundle, seed, 3, step_sizes=[5, 50, 500])
+    found = improve_arch(bundle, seed, 3, step_sizes=[5, 50, 500], neighbours=False)
     assert all(p.step_size in (5.0, 50.0, 500.0) for p in found)
     assert space.canonical_key(seed) not in {space.canonical_key(p.arch) for p in found}
+    edits = improve_arch(bundle, seed, 100)
+    one_edit = [p for p in edits if p.step_size == 0]
+    assert one_edit  # the neighbourhood joins the candidates
+    for p in one_edit:
+        differ = sum(a != b for a, b in zip(space.encode(p.arch), space.encode(seed), strict=True))
+        assert differ >= 1  # one token, or more where the canonical form reorders branches
 
 
 def test_predict(bundle: ControllerBundle) -> None:
