@@ -79,9 +79,17 @@ def _rows(env: dict[str, str], url: str) -> dict[str, int]:
         arch = make_architecture(db, found, arch=payload["arch"], score_supernet=0.7)
         model = _store(db, root, cnn, "model.pt", payload)
         db.get(Checkpoint, model).architecture_id = arch.id
+        broken = make_job(db, kind=JobKind.TRAIN, space="cnn", dataset="cifar10")
+        key = f"jobs/{broken.id}/train/model.pt"
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        (root / key).write_bytes(b"not a checkpoint")
+        db.add(Checkpoint(job_id=broken.id, kind="model", path=key, size=16, sha256="0" * 64))
+        db.flush()
+        broken_id = db.query(Checkpoint).filter(Checkpoint.job_id == broken.id).one().id
         return {
             "model": model,
             "search": found.id,
+            "broken": broken_id,
             "arch": arch.id,
             "rnn": _store(db, root, rnn, "model.pt", {"kind": "model", "model": {}}),
             "controller": _store(db, root, search, "c.pt", {"kind": "controller"}),
@@ -185,13 +193,17 @@ def test_built_once_then_served_like_a_checkpoint(service, tmp_path) -> None:
             markdown = c.get(f"/checkpoints/{ids['model']}/card.md?format=onnx", headers=auth)
             part = c.get(url, headers={**auth, "Range": "bytes=0-99"})
             again = c.get(url, headers={**auth, "If-None-Match": whole.headers["etag"]})
+            failed = c.get(f"/checkpoints/{ids['broken']}/export?format=torchscript", headers=auth)
     finally:
         stop(worker)
     assert whole.headers["etag"] == f'"{hashlib.sha256(whole.content).hexdigest()}"'
     assert whole.headers["content-disposition"].endswith(f'checkpoint-{ids["model"]}.onnx"')
     assert (part.status_code, part.content) == (206, whole.content[:100])
     assert again.status_code == 304
-    assert len(_export_jobs(service["url"])) == 1  # served again without a new job
+    assert len(_export_jobs(service["url"])) == 2  # served again without a new job
+    # A file the worker cannot read: the job fails and the answer says why.
+    assert failed.status_code == 500
+    assert "not a readable checkpoint" in failed.json()["detail"]
 
     # The served file computes what the model does.
     path = tmp_path / "model.onnx"
