@@ -237,7 +237,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         "## Size",
         "",
         f"- Parameters: {card['parameters']:,}",
-        f"- FLOPs per {flops['per']}: {flops['total']:,} ({flops['counter']})",
+        f"- FLOPs per {flops['per']}: {flops['total']:,}, counted by {flops['counter']}",
         "",
         "## Input and output",
         "",
