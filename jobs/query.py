@@ -201,6 +201,7 @@ class Query(Kind):
             "arch": row.arch,
             "n": body.n,
             "step_sizes": body.step_sizes,
+            "neighbours": body.neighbours,
             "evaluate": body.evaluate,
         }
         return self._submit(session, search, ckpt, config, body, owner_id, row.id)

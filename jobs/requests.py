@@ -204,6 +204,10 @@ class ImproveCreate(_In):
     step_sizes: list[Annotated[float, Field(gt=0, le=1000)]] | None = Field(
         default=None, min_length=1, max_length=64, description="gradient step sizes (eta)"
     )
+    neighbours: bool = Field(
+        default=True,
+        description="also rank the architecture's one-token edits (proposals of step size 0)",
+    )
     evaluate: bool = Field(
         default=False,
         description="measure the proposals: a table look-up (nb201), else a tiny training each",

@@ -60,7 +60,13 @@ def _improve(job: Job, bundle: Any) -> dict[str, Any]:
     from nao_core.controller.queries import improve_arch
 
     cfg = job.config
-    found = improve_arch(bundle, cfg["arch"], int(cfg["n"]), step_sizes=cfg.get("step_sizes"))
+    found = improve_arch(
+        bundle,
+        cfg["arch"],
+        int(cfg["n"]),
+        step_sizes=cfg.get("step_sizes"),
+        neighbours=bool(cfg.get("neighbours", True)),
+    )
     proposals = [
         {
             "arch": p.text,

@@ -20,7 +20,9 @@ from nao_core.search_space import create_search_space
 
 pytestmark = [pytest.mark.db]
 
-NB201 = {"space": "nb201", "method": "nao", "budget": 20, "seed": 0}
+# 10 random, then rounds of 5 proposals: rounds 1 and 2 fit a controller
+NB201 = {"space": "nb201", "method": "nao", "budget": 20, "seed": 0,
+         "overrides": {"initial_pool": 10, "controller.new_archs": 5}}  # fmt: skip
 
 
 def start_query_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -65,7 +67,6 @@ def _ok(r: Any) -> dict[str, Any]:
 
 def test_a_tabular_search_keeps_one_controller_per_round(client, auth, nb201_search) -> None:
     ckpts = _controllers(client, nb201_search["id"])
-    # 10 random, then rounds of 5 proposals: rounds 1 and 2 fit a controller
     assert [c["round"] for c in ckpts] == [1, 2]
     for c in ckpts:
         assert c["kind"] == "controller"
@@ -106,11 +107,16 @@ def test_improve_stores_new_archs_with_their_lineage(
     assert job["result"]["proposals"] == [
         {k: v for k, v in p.items() if v is not None} for p in proposals
     ]
+    # a proposal improves again, with the search it came from
+    again = client.post(
+        f"/architectures/{proposals[0]['architecture_id']}/improve", json={"n": 1}, headers=auth
+    )
+    assert _ok(again)["search_id"] == nb201_search["id"]
     # evaluate: the table's score, on the answer and the rows
     out = _ok(
         client.post(
             f"/architectures/{best['id']}/improve",
-            json={"n": 2, "evaluate": True, "step_sizes": [5, 20]},
+            json={"n": 2, "evaluate": True, "step_sizes": [5, 20], "neighbours": False},
             headers=auth,
         )
     )
