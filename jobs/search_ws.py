@@ -1,7 +1,8 @@
 """Weight-sharing search (NAO-WS, ``"method": "nao-ws"``, the default for cnn and rnn).
 
 The request becomes a ``SearchConfig`` (``RnnSearchConfig`` for rnn): preset
-``search/<name>`` (``search-rnn/<name>``) plus overrides; the row's config is that config, and
+``search/<name>`` (``search-rnn/<name>``) plus overrides; the row's config is that config (plus
+``warm_start``, where the request asked for one: ``jobs.query.warm_start``), and
 ``nao.search.run`` (``worker.search_ws``) runs it, resuming from its run folder.
 """
 

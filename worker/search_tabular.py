@@ -18,6 +18,10 @@ proposed the architecture (None for random ones). The calibration of point r + 1
 compares round r's controller with the table on its own proposals, and the lineage join
 (point = round + 1) finds each proposal's prediction.
 
+NAO's controller is kept after every round (``controllers/round-NNN.pt`` in the job's run
+folder, recorded as a ``controller`` checkpoint), and a warm start's controller and pool
+(``jobs.query.warm_start``) are handed to ``run_nao``.
+
 A run is deterministic from its seed, so a re-delivered task simply runs again: rows are
 upserts by (job, canonical hash) and metrics by (job, name, step), nothing is duplicated.
 """
