@@ -60,6 +60,15 @@ class ControllerConfig:
     # (docs/benchmarks.md). 0 = auto, one per torch thread (at most one per 25 rows of a
     # batch): NOT reproducible across hosts (``controller.fit.fit_replicas``).
     replicas: int = 2
+    # Decoder attention: "general" (Luong, q = W_in h: NAO_V1's CNN controller) or "dot"
+    # (q = h: the NAO-WS RNN controller); both then tanh(W_out [context; h]) (nao-spec §2.2).
+    attention: Literal["general", "dot"] = "general"
+    # Predictor MLP initialisation: 0 = PyTorch's default (NAO_V1's CNN controller); r > 0 =
+    # weights U(-r, r) and zero biases (the NAO-WS RNN controller: 0.04, nao-spec §2.2).
+    mlp_init_range: float = 0.0
+    # Tokens concatenated into one encoder step: 0 = the space's pairing (input, op) as in
+    # NAO_V1 and NAO-WS; 1 = one token per step (the TF NAO RNN EPD, 22/22/22, nao-spec §2.2).
+    token_group: int = 0
     # architecture optimisation (nao-spec §3)
     top_seeds: int = 100
     new_archs: int = 300
@@ -80,6 +89,9 @@ class ControllerConfig:
         _check(self.mlp_layers >= 0, "controller.mlp_layers", "must be >= 0")
         _check(self.new_archs >= 0, "controller.new_archs", "must be >= 0")
         _check(self.replicas >= 0, "controller.replicas", "must be >= 0 (0 = auto, per host)")
+        _check(self.attention in ("general", "dot"), "controller.attention", "general|dot")
+        _check(self.mlp_init_range >= 0, "controller.mlp_init_range", "must be >= 0 (0 = default)")
+        _check(self.token_group >= 0, "controller.token_group", "must be >= 0 (0 = the space's)")
         _check(self.max_step_size >= 0, "controller.max_step_size", "must be >= 0")
         _check(self.step_escalations >= 0, "controller.step_escalations", "must be >= 0")
         _check(self.pseudo_labels >= 0, "controller.pseudo_labels", "must be >= 0 (0 = off)")
@@ -315,18 +327,26 @@ class SearchConfig:
     pool_size: int = 600
     eval_every: int = 30  # epochs between pool evaluations; the last epoch is always one
     score_batches: int = 1  # fixed valid batches (of data.eval_batch_size) scoring every arch
+    # Order of pool members with equal scores: "random" = a key hashed from the seed, the
+    # evaluation point and the arch; "age" = older first (the authors' stable sort).
+    tie_break: Literal["random", "age"] = "random"
     precision: Precision = "auto"  # fp32 on CPU and CUDA alike (evaluator/supernet.py says why)
     # On CUDA, replay each architecture's training step from a CUDA graph (engine/graphs.py),
     # keeping at most cuda_graph_cache of them; ignored on a CPU. Off until its GPU tests
     # (tests/nao_core/test_graphs.py) have run on a GPU: a probe of the technique gave 7.5x.
     cuda_graphs: bool = False
     cuda_graph_cache: int = 1024
+    # Deterministic kernels (torch.use_deterministic_algorithms, cuDNN deterministic, no
+    # benchmark, CUBLAS_WORKSPACE_CONFIG) for the run: repeatable bits on CUDA, at some speed
+    # (``nao_core.utils.determinism``). Off by default.
+    deterministic: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
         _check(self.pool_size >= 2, "pool_size", "must be >= 2 (the controller needs a range)")
         _check(self.eval_every > 0, "eval_every", "must be > 0")
         _check(self.score_batches > 0, "score_batches", "must be > 0")
+        _check(self.tie_break in ("random", "age"), "tie_break", "must be 'random' or 'age'")
         _check(self.cuda_graph_cache > 0, "cuda_graph_cache", "must be > 0")
         _check(self.optim.epochs > 0, "optim.epochs", "must be > 0 in a search")
         _check(self.precision in ("auto", "fp32", "bf16"), "precision", "auto|fp32|bf16")
@@ -352,6 +372,7 @@ class TrainConfig:
     eval_every: int = 1  # epochs between evaluations on data.eval_split; the last always
     precision: Precision = "auto"
     cuda_graphs: bool = False  # on CUDA, replay the training step from a CUDA graph (as above)
+    deterministic: bool = False  # as SearchConfig.deterministic
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -376,9 +397,10 @@ def _candidate_training() -> TrainConfig:
 
 
 def _nao_controller() -> ControllerConfig:
-    """The TF NAO CNN EPD (nao-spec §2.2): no MLP, encoder dropout 0.1, batch 50, 1000 epochs;
-    ~300 new archs from the top 100 (§3)."""
-    return ControllerConfig(mlp_layers=0, encoder_dropout=0.1, batch_size=50)
+    """The TF NAO CNN EPD (nao-spec §2.2): no MLP, encoder dropout 0.1, batch 50, 1000 epochs,
+    no symmetry augmentation (``epd/train.sh`` passes no ``--symmetry``, §5.1 step 4); ~300
+    new archs from the top 100 (§3)."""
+    return ControllerConfig(mlp_layers=0, encoder_dropout=0.1, batch_size=50, swap_augment=False)
 
 
 @dataclass(frozen=True)
@@ -536,8 +558,9 @@ class RnnRerankConfig:
 
 
 def _rnn_search_controller() -> ControllerConfig:
-    # PT NAO-WS RNN row of nao-spec §2.2 and §4.4: MLP 4x200, embedding dropout 0.1, Adam kept
-    # across rounds, no symmetry augmentation, eta = 1..30.
+    # PT NAO-WS RNN row of nao-spec §2.2 and §4.4: MLP 4x200 initialised U(+-0.04) with zero
+    # biases, embedding dropout 0.1, dot-product attention, Adam kept across rounds, no
+    # symmetry augmentation, eta = 1..30.
     return ControllerConfig(
         mlp_layers=4,
         mlp_dropout=0.0,
@@ -545,6 +568,8 @@ def _rnn_search_controller() -> ControllerConfig:
         swap_augment=False,
         reset_optimizer=False,
         max_step_size=29,
+        attention="dot",
+        mlp_init_range=0.04,
     )
 
 
@@ -567,10 +592,12 @@ class RnnSearchConfig:
     pool_size: int = 1000
     eval_every: int = 200  # epochs between pool evaluations; the last epoch is always one
     score_batches: int = 1  # fixed bptt windows of the valid stream scoring every arch
+    tie_break: Literal["random", "age"] = "random"  # as SearchConfig.tie_break
     average_s0: bool = True  # search cell output = mean(s0..s11), as NAO-WS (nao-spec §8.17)
     # fp32 by default: under bf16 autocast the recurrent state would be rounded at every one
     # of the 35 x 12 highway steps of a window; "auto" / "bf16" are allowed for speed.
     precision: Precision = "fp32"
+    deterministic: bool = False  # as SearchConfig.deterministic
     seed: int = 1267
 
     def __post_init__(self) -> None:
@@ -578,6 +605,7 @@ class RnnSearchConfig:
         _check(self.pool_size >= 2, "pool_size", "must be >= 2 (the controller needs a range)")
         _check(self.eval_every > 0, "eval_every", "must be > 0")
         _check(self.score_batches > 0, "score_batches", "must be > 0")
+        _check(self.tie_break in ("random", "age"), "tie_break", "must be 'random' or 'age'")
         _check(self.optim.epochs > 0, "optim.epochs", "must be > 0 in a search")
         _check(self.precision in ("auto", "fp32", "bf16"), "precision", "auto|fp32|bf16")
 
@@ -595,6 +623,7 @@ class RnnTrainConfig:
     optim: RnnOptimConfig = dataclasses.field(default_factory=RnnOptimConfig)
     eval_every: int = 1  # epochs between valid evaluations (the NT-ASGD trigger reads them)
     precision: Precision = "fp32"  # as RnnSearchConfig.precision
+    deterministic: bool = False  # as SearchConfig.deterministic
     seed: int = 1267
 
     def __post_init__(self) -> None:

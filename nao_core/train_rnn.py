@@ -22,7 +22,9 @@ Files in the output folder (as the CNN path): ``train_state.pt`` after every epo
 averaged model, optimizer, valid-loss history, generators) so a re-run resumes;
 ``model.pt`` (``kind="model"``) holding the best-validation weights — config, arch, model
 arguments, vocabulary size and hash, metrics — enough for ``evaluate_checkpoint`` with only
-the corpus folder; ``result.json`` with valid and test perplexity (test batch 1).
+the corpus folder; ``result.json`` with valid and test perplexity (test batch 1) of those
+weights (the authors' convention) and the last epoch's test perplexity (``last_perplexity``;
+``last_epoch_*`` in the metrics).
 
 Decisions: the model kept is the one with the best valid loss (AWD-LSTM saves on best
 validation; selecting on valid is sound, unlike the CNN path's test split). A NaN loss
@@ -68,6 +70,7 @@ from nao_core.models import count_parameters
 from nao_core.models.rnn import RnnDropouts, RnnNetwork, rnn_dropouts
 from nao_core.search_space import create_search_space
 from nao_core.search_space.rnn import RnnArch
+from nao_core.utils.determinism import deterministic_mode
 from nao_core.utils.device import resolve_device, resolve_precision
 from nao_core.utils.provenance import provenance
 
@@ -251,7 +254,7 @@ def run_train_rnn(
     extra = {"dataset": corpus.name, "vocab_size": corpus.vocab_size}
     extra["vocab_hash"] = vocab_hash(corpus.vocab)
 
-    with forked_rng(dev):
+    with deterministic_mode(cfg.deterministic), forked_rng(dev):
         torch.manual_seed(cfg.seed)  # module init and dropout draw from the global generator
         run = _LmTraining(arch, cfg, corpus, dev)
 
@@ -270,7 +273,8 @@ def run_train_rnn(
             return TrainResult("cancelled", str(out), stop.epoch, seconds=run.elapsed())
         if not (out / MODEL_FILE).is_file():  # no evaluation happened (0 epochs)
             save_best(run.eval_model(), {})
-    return _finish(out, run, corpus, dev)
+    with deterministic_mode(cfg.deterministic):  # as trained, for the provenance
+        return _finish(out, run, corpus, dev)
 
 
 def _finish(out: Path, run: _LmTraining, corpus: Corpus, dev: torch.device) -> TrainResult:
@@ -278,7 +282,10 @@ def _finish(out: Path, run: _LmTraining, corpus: Corpus, dev: torch.device) -> T
     ckpt = load_checkpoint(out / MODEL_FILE, map_location=dev)
     model, _ = load_rnn_model(ckpt, dev)
     metrics = evaluate_lm(model, run.cfg, corpus, dev)
-    seconds, prov = run.elapsed(), provenance(dev, run.cfg.seed)
+    # the last epoch's weights too (averaged once switched): the figure without selection
+    last = evaluate_lm(run.eval_model().eval(), run.cfg, corpus, dev)
+    metrics |= {f"last_epoch_{k}": v for k, v in last.items()}
+    seconds, prov = run.elapsed(), provenance(dev, run.cfg.seed, run.cfg, run.precision)
     metrics_all = {**ckpt["metrics"], **metrics, "switched_at": run.switched_at}
     save_checkpoint(out / MODEL_FILE, {**ckpt, "metrics": metrics_all, "provenance": prov})
     result = TrainResult(
@@ -291,13 +298,16 @@ def _finish(out: Path, run: _LmTraining, corpus: Corpus, dev: torch.device) -> T
         seconds=seconds,
         perplexity=metrics["test_ppl"],
         valid_perplexity=metrics["valid_ppl"],
+        last_perplexity=metrics["last_epoch_test_ppl"],
     )
     write_json(out / RESULT_FILE, asdict(result))
     write_json(out / "provenance.json", {**prov, "seconds": seconds, "metrics": metrics_all})
     logger.info(
-        "trained valid_ppl=%.2f test_ppl=%.2f s=%.1f",
+        "trained valid_ppl=%.2f test_ppl=%.2f (best valid epoch, the authors' convention) "
+        "last-epoch test_ppl=%.2f s=%.1f",
         metrics["valid_ppl"],
         metrics["test_ppl"],
+        metrics["last_epoch_test_ppl"],
         seconds,
     )
     return result

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nao_core.config import ControllerConfig
+from nao_core.errors import InvalidConfig
 from nao_core.search_space.base import SearchSpace
 
 
@@ -128,7 +129,9 @@ def pool_embedding(memory: torch.Tensor) -> torch.Tensor:
 
 
 class Predictor(nn.Module):
-    def __init__(self, hidden: int, layers: int, width: int, dropout: float) -> None:
+    def __init__(
+        self, hidden: int, layers: int, width: int, dropout: float, init_range: float = 0.0
+    ) -> None:
         super().__init__()
         mods: list[nn.Module] = []
         size = hidden
@@ -137,6 +140,11 @@ class Predictor(nn.Module):
             size = width
         mods.append(nn.Linear(size, 1))
         self.mlp = nn.Sequential(*mods)
+        if init_range > 0:  # the NAO-WS RNN controller's U(-0.04, 0.04), zero biases
+            for mod in self.mlp:
+                if isinstance(mod, nn.Linear):
+                    nn.init.uniform_(mod.weight, -init_range, init_range)
+                    nn.init.zeros_(mod.bias)
 
     def forward(self, emb: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = emb
@@ -149,10 +157,15 @@ class Predictor(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, vocab_size: int, hidden: int, dropout: float) -> None:
+    """``attention="general"``: scores (W_in h) . e_t (NAO_V1); ``"dot"``: h . e_t, no W_in
+    (the NAO-WS RNN controller). Both read out tanh(W_out [context; h])."""
+
+    def __init__(
+        self, vocab_size: int, hidden: int, dropout: float, attention: str = "general"
+    ) -> None:
         super().__init__()
         self.rnn = TokenLSTM(vocab_size, 1, hidden, dropout)
-        self.attn_in = nn.Linear(hidden, hidden, bias=False)
+        self.attn_in = nn.Linear(hidden, hidden, bias=False) if attention == "general" else None
         self.attn_out = nn.Linear(2 * hidden, hidden, bias=False)
         self.classifier = nn.Linear(hidden, vocab_size)
         self.fold_attention = True  # off only to benchmark against the plain formulation
@@ -166,8 +179,10 @@ class Decoder(nn.Module):
         the cheaper side, and the concatenation [context; h] is never built. The values
         carry the factor 2 of ``_readout``'s tanh.
         """
-        H = self.attn_in.weight.shape[0]
+        H = self.attn_out.weight.shape[0]
         w_c = self.attn_out.weight[:, :H]
+        if self.attn_in is None:  # dot-product attention: the keys are the memory itself
+            return memory, memory @ (2.0 * w_c.T)
         kv = memory @ torch.cat([self.attn_in.weight, 2.0 * w_c.T], dim=1)  # (B, T, 2H)
         return kv[..., :H], kv[..., H:]
 
@@ -197,7 +212,8 @@ class Decoder(nn.Module):
 
     def _plain_readout(self, h: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         """Luong attention as written: q = W_in h, context, tanh(W_out [context; h])."""
-        scores = torch.bmm(self.attn_in(h), memory.transpose(1, 2).to(h.dtype))  # (B, S, T)
+        query = h if self.attn_in is None else self.attn_in(h)
+        scores = torch.bmm(query, memory.transpose(1, 2).to(h.dtype))  # (B, S, T)
         context = torch.bmm(torch.softmax(scores, dim=-1), memory.to(h.dtype))
         return self.classifier(torch.tanh(self.attn_out(torch.cat([context, h], dim=-1))))
 
@@ -239,12 +255,21 @@ class Controller(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or ControllerConfig()
         self.space_name = space.name
-        self.length, self.vocab_size, self.group = space.length, space.vocab_size, space.group
-        self.encoder = Encoder(space.vocab_size, space.group, cfg.hidden_size, cfg.encoder_dropout)
+        group = cfg.token_group or space.group  # tokens per encoder step
+        if space.length % group or cfg.hidden_size % group:
+            raise InvalidConfig(
+                f"controller.token_group: {group} must divide the {space.length} tokens of "
+                f"{space.name} and controller.hidden_size {cfg.hidden_size}"
+            )
+        self.length, self.vocab_size, self.group = space.length, space.vocab_size, group
+        self.encoder = Encoder(space.vocab_size, group, cfg.hidden_size, cfg.encoder_dropout)
         self.predictor = Predictor(
-            cfg.hidden_size, cfg.mlp_layers, cfg.mlp_hidden_size, cfg.mlp_dropout
+            cfg.hidden_size, cfg.mlp_layers, cfg.mlp_hidden_size, cfg.mlp_dropout,
+            cfg.mlp_init_range,
+        )  # fmt: skip
+        self.decoder = Decoder(
+            space.vocab_size, cfg.hidden_size, cfg.decoder_dropout, cfg.attention
         )
-        self.decoder = Decoder(space.vocab_size, cfg.hidden_size, cfg.decoder_dropout)
         self.register_buffer("mask", torch.from_numpy(np.ascontiguousarray(space.token_mask())))
         symmetries = [torch.from_numpy(g).long() for g in space.symmetries()]
         self.register_buffer(

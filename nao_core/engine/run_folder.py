@@ -31,6 +31,13 @@ class TrainResult:
     seconds: float = 0.0
     perplexity: float | None = None  # language models ("rnn"): test perplexity
     valid_perplexity: float | None = None
+    # Images: ``accuracy`` is the last epoch's; ``best_accuracy`` the best of the evaluated
+    # epochs (at ``best_epoch``), the authors' convention (it selects on the split reported).
+    best_accuracy: float | None = None
+    best_epoch: int | None = None
+    # Language models: ``perplexity`` is the test perplexity of the best-validation weights
+    # (the authors' convention, selected on valid); ``last_perplexity`` the last epoch's.
+    last_perplexity: float | None = None
 
 
 def forked_rng(dev: torch.device) -> Any:

@@ -493,7 +493,7 @@ class NaoSearch:
             **asdict(self.result()),
             "controller": self.reports,
             "config": to_dict(self.cfg),
-            "provenance": provenance(torch.device("cpu"), self.cfg.seed),
+            "provenance": provenance(torch.device("cpu"), self.cfg.seed, self.cfg),
             "warm_start": self.warm_start,
         }
 

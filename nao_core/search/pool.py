@@ -4,8 +4,14 @@ A pool holds ``PoolEntry``s: an architecture with a stable integer id, the round
 (0 = the random seed pool, r = proposed by the controller after evaluation point r), the id
 of the seed it was improved from, the step size that reached it, the controller's latest
 prediction for it and its latest score. ``sort`` orders best first (unscored
-entries last, ties in insertion order); ``replace_worst`` drops the tail for the controller's
-proposals, so the pool keeps its size (NAO_V1).
+entries last); ``replace_worst`` drops the tail for the controller's proposals, so the pool
+keeps its size (NAO_V1).
+
+Ties: scores on a few hundred validation images move in steps of 1/500, so many architectures
+tie. ``tie_break="random"`` (the default) orders tied entries by a key hashed from the search
+seed, the evaluation point and the architecture: random, the same on every run and resume,
+drawn from no generator, and new at every evaluation point. ``"age"`` keeps them in pool
+order, which favours the older members (the stable sort of the authors' code).
 
 De-duplication is by canonical form (branch order inside a node does not matter) against
 every architecture the pool has *ever* held, not only the current one (nao-spec §8 item 5,
@@ -14,6 +20,7 @@ every architecture the pool has *ever* held, not only the current one (nao-spec 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -127,9 +134,19 @@ class ArchPool:
         for entry, score in zip(self.entries, scores, strict=True):
             entry.score, entry.score_source, entry.scored_round = float(score), source, round
 
-    def sort(self) -> None:
-        """Best first; unscored entries last; ties keep their order (stable sort)."""
-        self.entries.sort(key=lambda e: (e.score is None, -(e.score or 0.0)))
+    def sort(self, tie_break: str = "age", seed: int = 0) -> None:
+        """Best first; unscored entries last; ties by a seeded random key (``"random"``) or in
+        pool order (``"age"``, a stable sort); see the module docstring."""
+        if tie_break == "random":
+            self.entries.sort(
+                key=lambda e: (e.score is None, -(e.score or 0.0), self._tie_key(e, seed))
+            )
+        else:
+            self.entries.sort(key=lambda e: (e.score is None, -(e.score or 0.0)))
+
+    def _tie_key(self, entry: PoolEntry, seed: int) -> bytes:
+        text = f"{seed}:{entry.scored_round}:{self.space.canonical_key(entry.arch)}"
+        return hashlib.blake2b(text.encode(), digest_size=8).digest()
 
     def top(self, k: int) -> list[PoolEntry]:
         return self.entries[:k]

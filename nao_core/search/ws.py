@@ -21,7 +21,8 @@ Decisions on the spec's open questions (§9):
 3. Aux head after cell 2N + 1 (PT); no ReLU before the global pool (PT).
 5. Scoring: every BN of the supernet uses batch statistics and leaves the running statistics
    alone; every architecture is scored on the *same* ``score_batches`` fixed valid batches of
-   500 (the first images of the seeded valid split), instead of one random batch per arch.
+   500 (the first images of the seeded valid split; 4 in ``search/paper``), instead of one
+   random batch per arch; ties are broken by a seeded random key (``tie_break``), not by age.
 6. The controller is created once and warm-started across rounds; Adam is re-created each
    round (``controller.reset_optimizer``), as in V1.
 8. Five evaluation points (every ``eval_every`` epochs, the last epoch always one) and four
@@ -95,6 +96,7 @@ from nao_core.evaluator.supernet import SupernetEvaluator, create_supernet_evalu
 from nao_core.search.pool import ArchPool, PoolEntry
 from nao_core.search.pool_fit import fit_on_pool
 from nao_core.search_space.base import Arch
+from nao_core.utils.determinism import deterministic_mode
 from nao_core.utils.device import resolve_device
 from nao_core.utils.provenance import provenance
 
@@ -178,7 +180,12 @@ class WeightSharingSearch:
             {
                 **asdict(result),
                 "config": to_dict(self.cfg),
-                "provenance": provenance(self.device, self.cfg.seed),
+                "provenance": provenance(
+                    self.device,
+                    self.cfg.seed,
+                    self.cfg,
+                    getattr(self.evaluator, "precision", self.cfg.precision),
+                ),
                 "warm_start": self.warm_start,
             },
         )
@@ -224,7 +231,7 @@ class WeightSharingSearch:
             self._predict_pool()
         scores = self.evaluator.score(self.pool.archs())
         self.pool.set_scores(scores, "supernet", self.round)
-        self.pool.sort()
+        self.pool.sort(self.cfg.tie_break, self.cfg.seed)
         write_json(self.run_dir / f"pool_round{self.round}.json", self.pool.to_json())
         self.callback.on_pool_scored(self.round, list(self.pool.entries))
         logger.info(
@@ -460,7 +467,7 @@ def run_search(
     write_json(run / CONFIG_FILE, ident)
     dataset = _load_search_data(cfg, data_dir)
     devices = [dev.index or 0] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with deterministic_mode(cfg.deterministic), torch.random.fork_rng(devices=devices):
         torch.manual_seed(cfg.seed)  # module init and dropout draw from the global generator
         evaluator = create_supernet_evaluator(cfg, dataset, dev)
         search = WeightSharingSearch(
