@@ -278,3 +278,21 @@ def test_a_query_that_fails_in_the_worker_says_why(client, auth, pg_service, que
     assert r.status_code == 500
     assert r.json()["detail"].startswith("query job ")
     assert "failed: MissingData: controller checkpoint $NAO_STORAGE_DIR/jobs/gone.pt" in r.text
+
+
+@pytest.mark.slow
+def test_an_rnn_search_keeps_its_controllers(client, auth, worker, query_worker) -> None:
+    body = {"space": "rnn", "dataset": "ptb", "preset": "tiny", "seed": 0}
+    done = wait_succeeded(
+        client, client.post("/searches", json=body, headers=auth).json()["url"], 300
+    )
+    ckpts = _controllers(client, done["id"])
+    assert [c["round"] for c in ckpts] == list(range(1, len(ckpts) + 1))
+    assert ckpts
+    rows = _archs(client, done["id"], "supernet")
+    out = _ok(client.post(f"/architectures/{rows[0]['id']}/improve", json={"n": 3}, headers=auth))
+    space = create_search_space("rnn")
+    for p in out["proposals"]:
+        space.parse(p["arch"])
+    body = {"search_id": done["id"], "from": rows[0]["id"], "to": rows[-1]["id"], "steps": 5}
+    assert _ok(client.post("/interpolations", json=body, headers=auth))["path"]
