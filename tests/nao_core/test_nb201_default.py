@@ -39,6 +39,7 @@ def test_nao_paper_is_the_published_recipe_field_by_field() -> None:
         "rank_weight": 0.0, "reset_optimizer": True, "precision": "auto",
         "top_seeds": 10, "new_archs": 5, "max_step_size": 50, "step_escalations": 0,
         "proposal_order": "predicted", "pseudo_labels": 0, "pseudo_epochs": 40,
+        "attention": "general", "mlp_init_range": 0.0, "token_group": 0,
         # how a batch is split over threads, not what is computed: the bench runs one thread
         "replicas": ControllerConfig().replicas,
     }  # fmt: skip
