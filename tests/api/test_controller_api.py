@@ -1,18 +1,21 @@
-"""Controller queries and warm starts, the API's side (torch-free, Postgres + Redis, no worker):
-every bad request is refused before a job exists (409 for a search without a controller or an
-architecture of another space, 422 naming the field), a good one becomes a ``query`` job on
-the ``query`` queue, and a search's controllers are listed with their rounds."""
+"""Controller queries and warm starts, the API's side (torch-free, no worker), on the embedded
+service (SQLite, the SQLAlchemy broker) and on Postgres + Redis: every bad request is refused
+before a job exists (409 for a search without a controller or an architecture of another
+space, 422 naming the field), a good one becomes a ``query`` job on the ``query`` queue, and a
+search's controllers are listed with their rounds."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import redis
 from factories import make_architecture, make_job
-from service_fixtures import service_env
+from service_fixtures import embedded_service, embedded_url, isolated_service, service_env
 
 from nao_core.config import to_dict
 from nao_core.presets import get_preset
@@ -38,6 +41,19 @@ def _controller(db: Any, job_id: int, round: int) -> Checkpoint:
     db.add(row)
     db.flush()
     return row
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def pg_service(request: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Overrides conftest's for this module (its ``client``, ``token`` and ``auth`` follow):
+    the embedded service's settings, then Postgres + Redis."""
+    home = tmp_path_factory.mktemp(request.param)
+    if request.param == "sqlite":
+        with embedded_service(Path(home)) as env:
+            yield {**env, "NAO_DATABASE_URL": embedded_url(env)}
+    else:
+        with isolated_service(home) as env:
+            yield env
 
 
 @pytest.fixture(scope="module")
@@ -180,8 +196,9 @@ def test_a_good_query_is_a_job_on_the_query_queue(client, auth, pg_service, rows
     assert cfg["round"] == 2  # the latest controller
     assert cfg["from"]["architecture_id"] == rows["a"]
     assert cfg["to"] == {"arch": text, "architecture_id": None}
-    broker = redis.Redis.from_url(pg_service["NAO_BROKER_URL"])
-    assert broker.llen(pg_service["NAO_QUEUE_PREFIX"] + "query") >= 1
+    if pg_service.get("NAO_BROKER_URL", "").startswith("redis"):
+        broker = redis.Redis.from_url(pg_service["NAO_BROKER_URL"])
+        assert broker.llen(pg_service["NAO_QUEUE_PREFIX"] + "query") >= 1
     assert client.get(job["url"]).json()["kind"] == "query"
     with service_env(query_wait_s="0"):
         r = client.post(f"/architectures/{rows['a']}/improve", json={"round": 1, "n": 3},
