@@ -12,6 +12,17 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MISSING = ("not reachable", "not found", "not installed", str(SHARED_DATA))
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The random order's seed, first, even under ``-q`` (which hides pytest-randomly's header
+    line): ``--randomly-seed=N`` replays a failing order."""
+    config = session.config
+    seed = getattr(config.option, "randomly_seed", None)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    shuffled = config.pluginmanager.has_plugin("randomly") and isinstance(seed, int)
+    if reporter is not None and shuffled:
+        reporter.write_line(f"random order: --randomly-seed={seed}")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     """Under ``CI=true`` a test skipped for a missing service or data set fails: a run that
