@@ -159,7 +159,9 @@ def run_seed(spec: Spec) -> dict[str, Any]:
 
 def _alternative_widths(bundle: Any, preds: list[Any]) -> dict[str, list[float]]:
     """Half-widths of interval rules we compared with ``predict``'s (docs/method.md):
-    ``global``: the kNN leave-one-out error quantile, not scaled by distance;
+    ``global``: the kNN leave-one-out error quantile, one width for all;
+    ``distance_scaled``: that error divided by the neighbours' mean distance, its quantile
+    times the query's mean distance (our first rule);
     ``neighbour_std``: z(level) x the standard deviation of the k neighbours' scores."""
     from statistics import NormalDist
 
@@ -174,10 +176,15 @@ def _alternative_widths(bundle: Any, preds: list[Any]) -> dict[str, list[float]]
     near = np.argsort(d, axis=1, kind="stable")[:, :5]
     err = np.abs(scores - scores[near].mean(axis=1))
     n = len(scores)
-    glob = float(np.quantile(err, min(np.ceil((n + 1) * q.LEVEL) / n, 1.0), method="higher"))
+    level = min(np.ceil((n + 1) * q.LEVEL) / n, 1.0)
+    glob = float(np.quantile(err, level, method="higher"))
+    rows = np.arange(n)[:, None]
+    per_distance = err / np.maximum(d[rows, near].mean(axis=1), 1e-3)
+    by_distance = float(np.quantile(per_distance, level, method="higher"))
     z = NormalDist().inv_cdf(0.5 + q.LEVEL / 2)
     return {
         "global": [glob] * len(preds),
+        "distance_scaled": [by_distance * max(p.distance, 1e-3) for p in preds],
         "neighbour_std": [z * float(np.std([x.score for x in p.neighbours])) for p in preds],
     }
 

@@ -22,12 +22,15 @@ Uncertainty (docs/method.md gives the measured calibration). The controller is f
 pool, so its residuals there say little about its error elsewhere. What does: how much the
 measured scores of architectures differ from those of their neighbours in the controller's
 embedding. For every pool member i we predict its score as the mean of its ``k`` nearest
-*other* members (leave-one-out, no refit needed) and divide the absolute error by their mean
-distance d_i. The interval for a query x is predicted(x) +- q * d(x), with q the
-ceil((n+1) level)/n quantile of those normalised errors (split-conformal style) and d(x) the
-query's mean distance to its ``k`` nearest measured architectures: far from measured data,
-wider. Distances are Euclidean between the unit-norm embeddings, averaged over members. With
-an ensemble, ``spread`` adds the members' standard deviation.
+*other* members (leave-one-out, no refit needed) and divide the absolute error by the
+standard deviation s_i of those neighbours' scores (floored at a tenth of the pool's). The
+interval for a query x is predicted(x) +- q * s(x), with q the ceil((n+1) level)/n quantile
+of those normalised errors (normalised split-conformal, the kNN spread as the difficulty) and
+s(x) the spread of the measured scores of x's ``k`` nearest measured architectures: where
+measured neighbours disagree, wider. The kNN errors stand in for the controller's own error
+off its pool, which a fitted controller cannot measure: an assumption the benchmark checks.
+Distances are Euclidean between the unit-norm embeddings, averaged over members. With an
+ensemble, the members' standard deviation (``spread``) widens the interval too.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ MAX_STEPS = 100  # points on an interpolation path
 MAX_K = 50  # neighbours per prediction
 ESCALATIONS = 4  # wider step ranges tried when the default one decodes too few new archs
 LEVEL = 0.8  # nominal coverage of the prediction interval
-_MIN_DISTANCE = 1e-3  # floor of a neighbourhood's mean distance (a duplicate is at 0)
+FLOOR_SHARE = 0.1  # a neighbourhood's score spread counts as at least this share of the pool's
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,8 @@ class Prediction:
         neighbours: The ``k`` nearest measured architectures in embedding space.
         distance: Mean distance to them (0 = a measured architecture).
         spread: Standard deviation of the members' predictions (0 for one member).
-        interval: (low, high): predicted +- the kNN leave-one-out half-width (module
-            docstring), nominal coverage ``level``, widened by ``spread``.
+        interval: (low, high): predicted +- the normalised kNN leave-one-out half-width
+            (module docstring), nominal coverage ``level``, widened by ``spread``.
         measured: The measured score when the architecture is in the pool, else None.
     """
 
@@ -318,7 +321,7 @@ def predict(bundle: ControllerBundle, archs: Sequence[Arch | str], k: int = 5) -
     preds, embs = _members_forward(controllers, _tokens(space, queries))
     _, pool_embs = _members_forward(controllers, _tokens(space, pool))
     dist = _distances(embs, pool_embs)  # (Q, P)
-    half = _normalized_error_quantile(_distances(pool_embs, pool_embs), pool_scores, k)
+    factor, floor = interval_factor(_distances(pool_embs, pool_embs), pool_scores, k)
     mean = preds.mean(dim=0).numpy()
     member_scores = bundle.target.to_score(preds.numpy())  # (M, Q)
     spread = member_scores.std(axis=0) if len(controllers) > 1 else np.zeros(len(queries))
@@ -328,7 +331,7 @@ def predict(bundle: ControllerBundle, archs: Sequence[Arch | str], k: int = 5) -
     for q, arch in enumerate(queries):
         near = np.argsort(dist[q], kind="stable")[:k]
         d = float(dist[q, near].mean())
-        width = half * max(d, _MIN_DISTANCE) + spread[q]
+        width = factor * max(float(pool_scores[near].std()), floor) + spread[q]
         where = pool_index.get(space.canonical_key(arch))
         out.append(
             Prediction(
@@ -353,21 +356,22 @@ def _neighbour(bundle: ControllerBundle, scores: np.ndarray, dist: np.ndarray, i
     return Neighbour(i, bundle.pool_archs[i], float(scores[i]), float(dist[i]))
 
 
-def _normalized_error_quantile(pool_dist: np.ndarray, scores: np.ndarray, k: int) -> float:
-    """The conformal ``LEVEL`` quantile of |y_i - mean of its k nearest others| / their mean
-    distance over the pool (module docstring); 0 for a pool too small to hold out one."""
+def interval_factor(pool_dist: np.ndarray, scores: np.ndarray, k: int) -> tuple[float, float]:
+    """(q, floor): q is the conformal ``LEVEL`` quantile over the pool of |y_i - mean of its k
+    nearest others| / max(their scores' std, floor), floor = ``FLOOR_SHARE`` x the pool's
+    score std (module docstring); q = 0 for a pool too small to hold one out."""
     n = len(scores)
+    floor = FLOOR_SHARE * float(np.std(scores))
     k = min(k, n - 1)
-    if k < 1:
-        return 0.0
+    if k < 1 or floor == 0.0:
+        return 0.0, floor
     d = pool_dist.copy()
     np.fill_diagonal(d, np.inf)
     near = np.argsort(d, axis=1, kind="stable")[:, :k]  # (P, k)
-    rows = np.arange(n)[:, None]
     err = np.abs(scores - scores[near].mean(axis=1))
-    z = err / np.maximum(d[rows, near].mean(axis=1), _MIN_DISTANCE)
+    z = err / np.maximum(scores[near].std(axis=1), floor)
     level = min(math.ceil((n + 1) * LEVEL) / n, 1.0)
-    return float(np.quantile(z, level, method="higher"))
+    return float(np.quantile(z, level, method="higher")), floor
 
 
 # --- interpolate ---------------------------------------------------------------------------
