@@ -112,8 +112,7 @@ MUTANTS = (
         "        if key in self.seen:\n            return None\n",
         "",
         (
-            "tests/nao_core/test_ws_search.py::test_search_end_to_end",
-            "tests/nao_core/test_nows_search.py::test_search_runs_its_rounds_and_reports_pool_and_top",
+            "tests/nao_core/test_ws_search.py::test_pool_dedupes_by_canonical_form_and_replaces_worst",
         ),
     ),
     Mutant(
