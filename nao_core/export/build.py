@@ -119,16 +119,16 @@ def export_checkpoint(
         run, runtime = _run_torchscript, "torchscript"
     card = build_card(ckpt, model, flops, facts, checkpoint, context)
     with _atomic(out) as tmp:
-        write(tmp, json.dumps(card))
+        embed = write(tmp)
         gap = _gap(expected, run(tmp, check_in))
-        check = {"runtime": runtime, "batch": CHECK_BATCH, "max_abs_diff": gap}
         scale = max(1.0, max(float(e.abs().max()) for e in expected))
         if not gap <= TOLERANCE * scale:  # NaN too
             raise ExportMismatch(
                 f"the {fmt} file's outputs differ from PyTorch's by {gap:.3g} "
                 f"(tolerance {TOLERANCE * scale:.3g}); nothing was written"
             )
-    card["export"]["check"] = check
+        card["export"]["check"] = {"runtime": runtime, "batch": CHECK_BATCH, "max_abs_diff": gap}
+        embed(tmp, json.dumps(card))  # the card inside the file is the card beside it
     card_json, card_md = card_paths(out)
     _write_text(card_json, json.dumps(card, indent=2) + "\n")
     _write_text(card_md, card_markdown(card))
@@ -188,8 +188,11 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _onnx_writer(module: nn.Module, example: tuple[Tensor, ...]) -> Callable[[Path, str], None]:
-    def write(path: Path, card: str) -> None:
+Embed = Callable[[Path, str], None]  # (file, card JSON): store the card inside the file
+
+
+def _onnx_writer(module: nn.Module, example: tuple[Tensor, ...]) -> Callable[[Path], Embed]:
+    def write(path: Path) -> Embed:
         import onnx
 
         batch = torch.export.Dim("batch")
@@ -205,10 +208,14 @@ def _onnx_writer(module: nn.Module, example: tuple[Tensor, ...]) -> Callable[[Pa
                 verbose=False,
             )
             program.save(str(path))
-        proto = onnx.load(str(path))
-        onnx.checker.check_model(proto)
-        proto.metadata_props.add(key=CARD_NAME, value=card)
-        onnx.save(proto, str(path))
+        onnx.checker.check_model(onnx.load(str(path)))
+
+        def embed(path: Path, card: str) -> None:
+            proto = onnx.load(str(path))
+            proto.metadata_props.add(key=CARD_NAME, value=card)
+            onnx.save(proto, str(path))
+
+        return embed
 
     return write
 
@@ -224,8 +231,8 @@ def _run_onnx(path: Path, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
 
 def _torchscript_writer(
     module: nn.Module, example: tuple[Tensor, ...], lm: bool
-) -> Callable[[Path, str], None]:
-    def write(path: Path, card: str) -> None:
+) -> Callable[[Path], Embed]:
+    def write(path: Path) -> Embed:
         with _quiet():
             if lm:
                 step = module.step  # type: ignore[union-attr]
@@ -234,7 +241,13 @@ def _torchscript_writer(
                 scripted = torch.jit.script(LanguageModelWindow(traced))
             else:
                 scripted = torch.jit.trace(module, example)
-            torch.jit.save(scripted, str(path), _extra_files={f"{CARD_NAME}.json": card})
+            torch.jit.save(scripted, str(path))
+
+        def embed(path: Path, card: str) -> None:  # the same module again, with the card
+            with _quiet():
+                torch.jit.save(scripted, str(path), _extra_files={f"{CARD_NAME}.json": card})
+
+        return embed
 
     return write
 

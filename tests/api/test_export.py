@@ -46,6 +46,7 @@ def _cnn_payload() -> dict[str, Any]:
     with torch.no_grad():
         for _ in range(3):
             net(torch.randn(16, 3, 32, 32))
+        net.classifier.weight.mul_(0.1)  # logits of a trained net's size (~6, not ~150)
     cfg = apply_overrides(get_preset("train/tiny"), {"data.dataset": "cifar10"})
     return {
         "kind": "model", "config": to_dict(cfg), "space": space, "arch": s.to_str(arch),
