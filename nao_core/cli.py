@@ -149,11 +149,12 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     _add_run_commands(sub, bench)
     _add_export_command(sub)
     _add_controller_commands(sub)
-    from nao_core.bench import improve, nows, quality
+    from nao_core.bench import improve, nows, quality, scoring
 
     quality.add_parser(bench)
     nows.add_parser(bench)
     improve.add_parser(bench)
+    scoring.add_parser(bench)
     return bench
 
 

@@ -374,7 +374,7 @@ def train_preset(space: str, name: str, dataset: str | None = None) -> Any:
 # * small / tiny: the train-rnn presets' corpora and widths, 1-2 epochs per candidate.
 # The TF NAO RNN EPD reads one token per encoder step (22/22/22, embedding 96: token_group=1).
 _NAO_RNN_CONTROLLER = ControllerConfig(
-    encoder_dropout=0.1, mlp_dropout=0.1, batch_size=50, token_group=1
+    encoder_dropout=0.1, mlp_dropout=0.1, batch_size=50, token_group=1, swap_augment=False
 )
 
 PRESETS.update(
