@@ -154,6 +154,10 @@ def test_what_cannot_be_exported_creates_no_job(service) -> None:
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["query", "format"]
     assert c.get("/checkpoints/999999/export?format=onnx", headers=auth).status_code == 404
+    r = c.get(f"/checkpoints/{ids['model']}/card?format=pdf", headers=auth)
+    assert r.json()["detail"][0]["loc"] == ["query", "format"]
+    assert c.get(f"/checkpoints/{ids['controller']}/card.md", headers=auth).status_code == 409
+    assert c.get(f"/checkpoints/{ids['rnn']}/card?format=onnx", headers=auth).status_code == 409
     assert c.get(f"/checkpoints/{ids['model']}/export?format=onnx").status_code == 401
     assert _export_jobs(service["url"]) == []
 
