@@ -92,7 +92,7 @@ class TargetScale:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # members hold tensors: compare by identity
 class ControllerBundle:
     """One round's fitted controller (an ensemble of ``len(members)`` >= 1) and its pool.
 

@@ -257,6 +257,7 @@ def improve_arch(
     if not found:
         return []
     archs = [a for a, _ in found.values()]
+    steps = [eta for _, eta in found.values()]
     preds, _ = _members_forward(controllers, _tokens(space, archs))
     mean = preds.mean(dim=0).numpy()
     scores = bundle.target.to_score(mean)
@@ -268,7 +269,7 @@ def improve_arch(
             space.canonical_hash(archs[i]),
             float(scores[i]),
             float(mean[i]),
-            float(list(found.values())[i][1]),
+            float(steps[i]),
         )
         for i in order
     ]
