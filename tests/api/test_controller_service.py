@@ -214,6 +214,14 @@ def test_a_search_without_weight_sharing_keeps_its_controllers(
     assert out["round"] == 2
     for p in out["proposals"]:
         create_search_space("cnn").parse(p["arch"])
+    # warm start: the first round's candidates include the source's best
+    warm = {**body, "seed": 4, "warm_start": {"search_id": done["id"], "pool": True}}
+    again = wait_succeeded(client, client.post("/searches", json=warm, headers=auth).json()["url"])
+    assert again["result"]["warm_start"]["pool"] is True
+    theirs = {a["canonical_hash"] for a in _archs(client, done["id"], "trained")}
+    first = [a for a in _archs(client, again["id"], "trained") if a["round"] == 0]
+    assert first
+    assert {a["canonical_hash"] for a in first} <= theirs
 
 
 @pytest.mark.slow
