@@ -141,13 +141,15 @@ def test_cancel_stops_a_running_search_at_the_next_epoch_boundary(
     final = wait_finished(client, job["url"], 60, 0.1)
     assert final["status"] == "cancelled", final
     stopped = final["current"]
-    # The worker asks at every epoch end (NAO_CANCEL_POLL_S=0): it finishes the epoch that
-    # was running when the cancel was committed and stops there. With no epoch ending while
-    # the request ran (before == after), that is exactly the next one.
+    # The worker asks at every epoch end (NAO_CANCEL_POLL_S=0), after the epoch's own work
+    # (its evaluation round, its checkpoint): the epoch in progress when the cancel was
+    # committed finishes, and no other starts. ``current`` is written as an epoch's training
+    # ends, before that work, so the stop is at ``before`` (the cancel came during epoch
+    # ``before``'s round) or at ``before + 1``, when no epoch ended during the request.
     if before == after:
-        assert stopped == before + 1
+        assert stopped in (before, before + 1)
     else:
-        assert before < stopped <= after + 1
+        assert before <= stopped <= after + 1
     assert _metric_steps(client, job["id"], "lr") == list(range(1, stopped + 1))
     from nao_core.engine.checkpoint import load_checkpoint
 
