@@ -31,7 +31,6 @@ from nao_core.controller.errors import (
     IncompatibleController,
     SpaceMismatch,
 )
-from nao_core.controller.fit import normalize_scores
 from nao_core.controller.model import Controller
 from nao_core.engine.checkpoint import load_checkpoint, save_checkpoint
 from nao_core.errors import InvalidConfig, MissingData, UnknownName
@@ -294,11 +293,6 @@ def latest_controller(run_dir: str | Path) -> Path:
             "not fitted one yet, or its method trains none"
         )
     return found[-1][1]
-
-
-def normalized_pool_targets(bundle: ControllerBundle) -> np.ndarray:
-    """The [0, 1] targets the pool was fitted on (the fit's own normalisation)."""
-    return normalize_scores(np.asarray(bundle.pool_scores), bundle.target.transform)
 
 
 # --- warm start ------------------------------------------------------------------------------
