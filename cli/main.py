@@ -248,7 +248,7 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_serve_commands(sub: argparse._SubParsersAction) -> None:
-    up = sub.add_parser("up", help="embedded service: API + one worker on SQLite")
+    up = sub.add_parser("up", help="embedded service: API + workers on SQLite")
     up.add_argument(
         "--home",
         default=os.environ.get("NAO_HOME", "~/.nao"),

@@ -168,7 +168,7 @@ def add_parser(bench: argparse._SubParsersAction) -> None:
     s.add_argument("--points", default="2,4,6", help="epochs at which the pool is scored")
     s.add_argument("--train-limit", type=int, default=5000, help="training images per epoch")
     s.add_argument("--threads", type=int, default=1)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of the pool and the supernet")
     s.add_argument("--device", default="auto")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="search config override")
     s.add_argument("--json", help="also write the summary to this file")

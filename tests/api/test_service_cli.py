@@ -102,8 +102,9 @@ def test_nao_up_restarts_its_worker_when_it_dies() -> None:
 
 COMMANDS = [
     "spaces", "arch", "draw", "presets", "data list", "data install", "bench nb201",
-    "bench controller", "bench supernet", "bench rnn", "bench quality", "bench nows", "bench api",
-    "bench dashboard", "search", "train", "eval", "up", "api", "worker", "migrate", "token create",
+    "bench controller", "bench supernet", "bench rnn", "bench quality", "bench nows",
+    "bench improve", "bench scoring", "bench api", "bench dashboard", "search", "train", "eval",
+    "export", "improve", "predict", "up", "api", "worker", "migrate", "token create",
     "token list", "token revoke",
 ]  # fmt: skip
 
@@ -116,7 +117,7 @@ def test_nao_help_lists_every_command_with_its_help(capsys: pytest.CaptureFixtur
     listed = [line[2:].split("  ")[0] for line in text.split("commands:\n")[1].splitlines()]
     assert listed[: len(COMMANDS)] == COMMANDS
     assert "  bench api         GET /architectures and POST /searches" in text
-    assert "  up                embedded service: API + one worker on SQLite" in text
+    assert "  up                embedded service: API + workers on SQLite" in text
 
 
 def test_every_command_has_its_own_help(capsys: pytest.CaptureFixture[str]) -> None:
