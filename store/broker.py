@@ -106,13 +106,13 @@ def broker_reachable() -> bool:
 
 
 def queue_depths() -> dict[str, int]:
-    """Messages waiting in the gpu and default queues (what the broker reports; a queue the
-    transport cannot count is left out)."""
+    """Messages waiting in the gpu, default and query queues (what the broker reports; a queue
+    the transport cannot count is left out)."""
     settings, out = get_settings(), {}
     try:
         with get_celery().connection_for_read() as conn:
             channel = conn.default_channel
-            for name in (settings.queue(GPU), settings.queue(CPU)):
+            for name in (settings.queue(GPU), settings.queue(CPU), settings.queue(QUERY)):
                 try:
                     out[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
                 except ChannelError:  # never declared: nothing was ever sent to it

@@ -48,7 +48,7 @@ def test_jobs_queues_and_heartbeats(client, seeded) -> None:
     ages = {s.labels["worker"]: s.value for s in metrics["nao_worker_heartbeat_age_seconds"]}
     assert 40 <= ages["gpu0@host"] < 400
     queues = {s.labels["queue"] for s in metrics["nao_queue_depth"]}
-    assert len(queues) == 2  # the gpu and the default queue, under the test's prefix
+    assert len(queues) == 3  # the gpu, default and query queues, under the test's prefix
 
 
 def test_requests_are_timed_by_route_template(client, seeded) -> None:
