@@ -58,6 +58,9 @@ def workers(pg_service: dict[str, str], tmp_path: Path) -> Iterator[list[Any]]:
         wait_for(ready, 120, "two workers ready", 0.2)
         yield procs
     finally:
+        for proc in procs:  # both shut down at once, then each is waited for
+            if proc.poll() is None:
+                proc.terminate()
         for proc in procs:
             stop(proc)
 
