@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from nao_core.bench import nb201 as bench
-from nao_core.config import ControllerConfig, NaoConfig, to_dict
+from nao_core.config import ControllerConfig, NaoConfig, from_dict, to_dict
 from nao_core.evaluator.tabular import TabularEvaluator
 from nao_core.presets import get_preset
 from nao_core.search.strategies import run_nao
@@ -28,6 +28,8 @@ def test_default_nao_is_one_preset_for_the_api_and_the_bench() -> None:
     assert search_tabular.strategy_config("nao", "nb201-paper", {}) == get_preset("nao/nb201-paper")
     assert bench.strategy_config("nao-paper", ()) == get_preset("nao/nb201-paper")
     assert default != get_preset("nao/nb201-paper")
+    # the job row stores the config as a dict; the worker reads it back
+    assert from_dict(NaoConfig, to_dict(default)) == default
 
 
 def test_nao_paper_is_the_published_recipe_field_by_field() -> None:
