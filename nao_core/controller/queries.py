@@ -240,7 +240,7 @@ def improve_arch(
     ranges = [etas] if etas is not None else _default_ranges(bundle)
     found: dict[str, tuple[Arch, float]] = {}  # key -> (arch, step size), in order found
     if neighbours:
-        for near in _one_edit(space, seed):
+        for near in space.one_token_edits(seed):
             key = space.canonical_key(near)
             if key not in known:
                 found.setdefault(key, (space.canonical(near), 0.0))
@@ -273,21 +273,6 @@ def improve_arch(
         )
         for i in order
     ]
-
-
-def _one_edit(space: SearchSpace, arch: Arch) -> list[Arch]:
-    """Every architecture one legal token away from ``arch``."""
-    tokens = list(space.encode(arch))
-    mask = space.token_mask()
-    out = []
-    for t in range(space.length):
-        for v in np.flatnonzero(mask[t]):
-            if v != tokens[t]:
-                try:
-                    out.append(space.decode([*tokens[:t], int(v), *tokens[t + 1 :]]))
-                except InvalidArchitecture:  # a token legal alone, not in this context
-                    continue
-    return out
 
 
 def _default_ranges(bundle: ControllerBundle) -> list[list[float]]:

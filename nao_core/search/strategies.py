@@ -237,18 +237,6 @@ def _run_nao(
     return oracle
 
 
-def one_token_mutations(space: SearchSpace, arch: Arch) -> list[Arch]:
-    """Every architecture one legal token away from ``arch`` (``mutate``'s whole range)."""
-    tokens = list(space.encode(arch))
-    mask = space.token_mask()
-    out = []
-    for t in range(space.length):
-        for v in np.flatnonzero(mask[t]):
-            if v != tokens[t]:
-                out.append(space.decode([*tokens[:t], int(v), *tokens[t + 1 :]]))
-    return out
-
-
 def _propose(
     controllers: list,
     space: SearchSpace,
@@ -284,7 +272,7 @@ def _propose(
                 space.canonical_key(p.arch), RoundProposal(p.arch, p.parent, p.step_size, 0.0)
             )
     for parent, seed in enumerate(seeds[:mutation_seeds]):
-        for arch in one_token_mutations(space, seed):
+        for arch in space.one_token_edits(seed):
             key = space.canonical_key(arch)
             if key not in known:
                 pool.setdefault(key, RoundProposal(arch, parent, 0.0, 0.0))

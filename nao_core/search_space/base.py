@@ -69,6 +69,21 @@ class SearchSpace(ABC):
     def canonical_hash(self, arch: Arch) -> str:
         return hashlib.sha256(f"{self.name}:{self.canonical_key(arch)}".encode()).hexdigest()
 
+    def one_token_edits(self, arch: Arch) -> list[Arch]:
+        """Every architecture one legal token away from ``arch`` (a mutation's whole range); a
+        token legal at its position but not with the rest of the arch is left out."""
+        tokens = list(self.encode(arch))
+        mask = self.token_mask()
+        out = []
+        for t in range(self.length):
+            for v in np.flatnonzero(mask[t]):
+                if v != tokens[t]:
+                    try:
+                        out.append(self.decode([*tokens[:t], int(v), *tokens[t + 1 :]]))
+                    except InvalidArchitecture:
+                        continue
+        return out
+
     # --- controller support ----------------------------------------------------------------
     @abstractmethod
     def token_mask(self) -> np.ndarray:
