@@ -203,8 +203,9 @@ def _up(args: argparse.Namespace) -> int:
     try:
         serve_api(args.host, args.port, args.workers, _log_level(args))
     finally:
-        worker.stop()
-        queries.stop()
+        # A second TERM (an impatient supervisor) must not cut this short and orphan a worker.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stop_all(worker, queries)
     return 0
 
 
@@ -223,10 +224,25 @@ class _Supervised:
                 print(f"worker exited ({self.proc.returncode}); restarting it", flush=True)
                 self.proc = subprocess.Popen(self.cmd)
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
         self._stopping.set()
         self.proc.terminate()
-        self.proc.wait(timeout=30)
+
+    def wait(self) -> None:
+        """Wait for a warm shutdown; kill the worker if it has not exited in 30 s."""
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _stop_all(*workers: _Supervised) -> None:
+    """Ask every worker to stop first, then wait: they shut down side by side."""
+    for w in workers:
+        w.terminate()
+    for w in workers:
+        w.wait()
 
 
 def build_parser() -> argparse.ArgumentParser:
