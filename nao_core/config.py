@@ -423,12 +423,14 @@ class NaoSearchConfig:
     max_candidates: int = 0
     step_sizes: tuple[float, ...] = (10.0, 20.0, 30.0)
     top_k: int = 5  # archs reported as the result's "top"
+    tie_break: Literal["random", "age"] = "random"  # as SearchConfig.tie_break
     seed: int = 0
 
     def __post_init__(self) -> None:
         _check(
             self.initial_pool >= 2, "initial_pool", "must be >= 2 (the controller needs a range)"
         )
+        _check(self.tie_break in ("random", "age"), "tie_break", "must be 'random' or 'age'")
         _check(self.rounds >= 0, "rounds", "must be >= 0")
         _check(self.max_candidates >= 0, "max_candidates", "must be >= 0 (0 = no limit)")
         _check(len(self.step_sizes) > 0, "step_sizes", "must not be empty")

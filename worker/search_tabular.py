@@ -194,6 +194,12 @@ def _search(job: Job) -> tuple[JobStatus, dict[str, Any] | None]:
     }
     if cfg.get("warm_start"):
         result["warm_start"] = cfg["warm_start"]
+    if method == "nao":  # what changes the controller's numbers (it runs on the CPU)
+        import torch
+
+        from nao_core.utils.provenance import numerics
+
+        result["numerics"] = {**numerics(torch.device("cpu"), strategy_cfg), "seed": seed}
     return JobStatus.SUCCEEDED, result
 
 

@@ -356,7 +356,7 @@ class NaoSearch:
         missing = [e.id for e in self.round_entries() if e.score is None]
         if missing:
             raise RoundNotScored(f"round {self.round}: candidates {missing} have no score")
-        self.pool.sort()
+        self.pool.sort(self.cfg.tie_break, self.cfg.seed)
         write_json(self.run_dir / f"pool_round{self.round}.json", self.pool.to_json())
         budget = self._budget_left()
         new: list[PoolEntry] = []

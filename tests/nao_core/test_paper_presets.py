@@ -159,6 +159,7 @@ ROWS: list[tuple[str, str, Any, str]] = [
     ("nao-search/paper", "space", "cnn-large", "§1b 11 ops"),
     ("nao-search/paper", "initial_pool", 1000, "§5.1 step 1"),
     ("nao-search/paper", "step_sizes", (10.0, 20.0, 30.0), "§5.1 step 6"),
+    ("nao-search/paper", "tie_break", "random", "choice: ties not by age"),
     ("nao-search/paper", "candidate.model.layers", 3, "§5.1 step 2"),
     ("nao-search/paper", "candidate.model.channels", 32, "§5.1 step 2"),
     ("nao-search/paper", "candidate.model.drop_path_keep_prob", 0.7, "§5.1 step 2"),

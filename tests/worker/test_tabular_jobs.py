@@ -131,6 +131,10 @@ def test_nao_search_over_the_table(client, auth, worker, table) -> None:
     assert done["status"] == "succeeded", done
     assert done["result"]["method"] == "nao"
     assert done["result"]["queries"] == 20
+    numerics = done["result"]["numerics"]  # what the controller's numbers depended on
+    assert numerics["seed"] == 0
+    assert numerics["device_kind"] == "cpu"
+    assert numerics["controller_replicas"] == 2  # the preset's value, not the host's
     rows = _archs(client, done["id"])
     assert len(rows) == 20
     assert rows[0]["arch"] == done["result"]["best"]["arch"]
