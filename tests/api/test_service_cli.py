@@ -15,7 +15,7 @@ from service_fixtures import service_env, wait_for
 from sqlalchemy import select
 
 import cli.main
-from cli.main import _Supervised, build_parser, main, worker_command
+from cli.main import _stop_all, _Supervised, build_parser, main, worker_command
 from nao_core.console import verbosity, walk_parsers
 from store.db import session_factory
 from store.models import ApiToken
@@ -96,8 +96,14 @@ def test_nao_up_restarts_its_worker_when_it_dies() -> None:
         wait_for(lambda: worker.proc is not first, 10, "the worker to be started again")
         assert worker.proc.poll() is None
     finally:
-        worker.stop()
+        _stop_all(worker)
     assert worker.proc.poll() is not None
+
+
+def test_nao_up_stops_both_workers_together() -> None:
+    sleepers = [_Supervised([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in "ab"]
+    _stop_all(*sleepers)
+    assert [w.proc.poll() for w in sleepers] == [-signal.SIGTERM, -signal.SIGTERM]
 
 
 COMMANDS = [
