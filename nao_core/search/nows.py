@@ -58,11 +58,9 @@ from nao_core.controller import Controller, improve
 from nao_core.controller.bundle import (
     ControllerBundle,
     best_first,
-    bundle_from_controllers,
     check_warm_start,
     controller_path,
     list_controllers,
-    save_bundle,
     warm_start_controllers,
     warm_start_record,
 )
@@ -76,7 +74,7 @@ from nao_core.engine.checkpoint import (
 )
 from nao_core.errors import InvalidConfig, NaoCoreError, TrainingDiverged
 from nao_core.search.pool import ArchPool, PoolEntry
-from nao_core.search.pool_fit import fit_on_pool
+from nao_core.search.pool_fit import fit_on_pool, keep_controller
 from nao_core.search_space import create_search_space
 from nao_core.train import run_train
 from nao_core.utils.provenance import provenance
@@ -451,24 +449,15 @@ class NaoSearch:
         return new
 
     def _keep_controller(self, round: int) -> None:
-        """Write the controller just fitted, the one that proposes round ``round``. Copies
-        weights only, no generator is drawn from: the search runs as without it."""
-        entries = self.pool.entries
-        bundle = bundle_from_controllers(
-            self.space,
-            [self.controller],
-            [e.arch for e in entries],
-            [float(e.score) for e in entries],  # type: ignore[arg-type]  (all scored here)
-            round,
-            meta={
-                "method": "nao",
-                "dataset": self.cfg.candidate.data.dataset,
-                "seed": self.cfg.seed,
-                "score_source": SOURCE,
-                "warm_start": self.warm_start,
-            },
-        )
-        save_bundle(bundle, self.controller_path(round))
+        """Write the controller just fitted, the one that proposes round ``round``."""
+        meta = {
+            "method": "nao",
+            "dataset": self.cfg.candidate.data.dataset,
+            "seed": self.cfg.seed,
+            "score_source": SOURCE,
+            "warm_start": self.warm_start,
+        }
+        keep_controller(self.controller, self.pool, round, self.controller_path(round), meta)
 
     def _candidate(self, e: PoolEntry) -> Candidate:
         return Candidate(e.id, self.space.to_str(e.arch), e.round, e.parent)

@@ -71,10 +71,8 @@ from nao_core.controller import Controller, improve
 from nao_core.controller.bundle import (
     ControllerBundle,
     best_first,
-    bundle_from_controllers,
     check_warm_start,
     controller_path,
-    save_bundle,
     warm_start_controllers,
     warm_start_record,
 )
@@ -94,7 +92,7 @@ from nao_core.engine.data import load_image_dataset
 from nao_core.errors import Cancelled, InvalidConfig
 from nao_core.evaluator.supernet import SupernetEvaluator, create_supernet_evaluator
 from nao_core.search.pool import ArchPool, PoolEntry
-from nao_core.search.pool_fit import fit_on_pool
+from nao_core.search.pool_fit import fit_on_pool, keep_controller
 from nao_core.search_space.base import Arch
 from nao_core.utils.determinism import deterministic_mode
 from nao_core.utils.device import resolve_device
@@ -305,25 +303,17 @@ class WeightSharingSearch:
         )
 
     def _keep_controller(self) -> None:
-        """Write the controller just fitted (``controllers/round-NNN.pt``) and announce it.
-        Copies weights only, no generator is drawn from: the search runs as without it."""
-        entries = self.pool.entries
-        bundle = bundle_from_controllers(
-            self.space,
-            [self.controller],
-            [e.arch for e in entries],
-            [float(e.score) for e in entries],  # type: ignore[arg-type]  (all scored here)
-            self.round,
-            meta={
-                "method": "nao-ws",
-                "dataset": self.cfg.data.dataset,
-                "seed": self.cfg.seed,
-                "epoch": self.epoch,
-                "score_source": "supernet",
-                "warm_start": self.warm_start,
-            },
-        )
-        path = save_bundle(bundle, controller_path(self.run_dir, self.round))
+        """Write the controller just fitted (``controllers/round-NNN.pt``) and announce it."""
+        meta = {
+            "method": "nao-ws",
+            "dataset": self.cfg.data.dataset,
+            "seed": self.cfg.seed,
+            "epoch": self.epoch,
+            "score_source": "supernet",
+            "warm_start": self.warm_start,
+        }
+        path = controller_path(self.run_dir, self.round)
+        path = keep_controller(self.controller, self.pool, self.round, path, meta)
         announce_controller(self.callback, self.round, path)
 
     def _rerank(self) -> None:
