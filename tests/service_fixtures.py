@@ -142,12 +142,19 @@ def embedded_service(home: Path, **settings: str) -> Iterator[dict[str, str]]:
     get_worker_settings.cache_clear()
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    env: dict[str, str], log: Path, queues: str = "gpu,default", name: str | None = None
+) -> subprocess.Popen[bytes]:
+    """A Celery worker on ``queues`` (before the env's prefix); ``queues="query", name="query"``
+    is the query worker ``nao up`` starts."""
     prefix = env.get("NAO_QUEUE_PREFIX", "")
     full = {**os.environ, **env, "OMP_NUM_THREADS": "1", "NAO_TORCH_THREADS": "1"}
+    names = ",".join(prefix + q for q in queues.split(","))
     cmd = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool", "solo",
-           "--concurrency", "1", "-Q", f"{prefix}gpu,{prefix}default", "--loglevel", "INFO",
+           "--concurrency", "1", "-Q", names, "--loglevel", "INFO",
            "--without-heartbeat", "--without-gossip", "--without-mingle"]  # fmt: skip
+    if name is not None:
+        cmd += ["-n", f"{name}@%h"]
     with log.open("ab") as out:
         return subprocess.Popen(cmd, cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
 

@@ -6,15 +6,11 @@ valid, distinct architectures of the search's space, and a new search warm-start
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from service_fixtures import ROOT, stop, wait_for, wait_succeeded
+from service_fixtures import start_worker, stop, wait_for, wait_succeeded
 
 from nao_core.search_space import create_search_space
 
@@ -25,20 +21,10 @@ NB201 = {"space": "nb201", "method": "nao", "budget": 20, "seed": 0,
          "overrides": {"initial_pool": 10, "controller.new_archs": 5}}  # fmt: skip
 
 
-def start_query_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """``nao worker --queues query`` as ``nao up`` starts it, on the module's prefix."""
-    full = {**os.environ, **env, "OMP_NUM_THREADS": "1", "NAO_TORCH_THREADS": "1"}
-    queue = env.get("NAO_QUEUE_PREFIX", "") + "query"
-    cmd = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool", "solo",
-           "--concurrency", "1", "-Q", queue, "-n", "query@%h", "--loglevel", "INFO",
-           "--without-heartbeat", "--without-gossip", "--without-mingle"]  # fmt: skip
-    with log.open("ab") as out:
-        return subprocess.Popen(cmd, cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
-
-
 @pytest.fixture(scope="module")
 def query_worker(pg_service: dict[str, str], tmp_path_factory: Any) -> Iterator[Any]:
-    proc = start_query_worker(pg_service, tmp_path_factory.mktemp("qlogs") / "query.log")
+    log = tmp_path_factory.mktemp("qlogs") / "query.log"
+    proc = start_worker(pg_service, log, queues="query", name="query")
     yield proc
     stop(proc)
 

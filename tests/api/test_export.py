@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 from factories import make_architecture, make_job
-from service_fixtures import ROOT, embedded_service, isolated_service, service_env, stop
+from service_fixtures import (
+    embedded_service,
+    isolated_service,
+    service_env,
+    start_worker,
+    stop,
+)
 
 from store.db import session_factory, session_scope
 from store.models import Checkpoint, Job, JobKind
@@ -96,16 +99,6 @@ def _rows(env: dict[str, str], url: str) -> dict[str, int]:
             "controller": _store(db, root, search, "c.pt", {"kind": "controller"}),
             "cnn_job": cnn.id,
         }
-
-
-def _start_query_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    full = {**os.environ, **env, "OMP_NUM_THREADS": "1", "NAO_TORCH_THREADS": "1"}
-    queue = env.get("NAO_QUEUE_PREFIX", "") + "query"
-    cmd = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool", "solo",
-           "--concurrency", "1", "-Q", queue, "-n", "export@%h", "--loglevel", "INFO",
-           "--without-heartbeat", "--without-gossip", "--without-mingle"]  # fmt: skip
-    with log.open("ab") as out:
-        return subprocess.Popen(cmd, cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(scope="module", params=["postgres", "embedded"])
@@ -189,7 +182,7 @@ def test_built_once_then_served_like_a_checkpoint(service, tmp_path) -> None:
     assert int(answers[0].headers["retry-after"]) > 0
     assert job.config == {"checkpoint_id": ids["model"], "format": "onnx"}
 
-    worker = _start_query_worker(env, tmp_path / "worker.log")
+    worker = start_worker(env, tmp_path / "worker.log", queues="query", name="export")
     try:
         with service_env(query_wait_s="240"):
             whole = c.get(url, headers=auth)
