@@ -159,6 +159,18 @@ def start_worker(
         return subprocess.Popen(cmd, cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
 
 
+def start_nao_up(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``nao up`` (API and its workers) in a process of its own, on a free port, its home under
+    ``tmp_path`` and none of this process's NAO_ settings; it logs to ``tmp_path/up.log``."""
+    home, port = tmp_path / "home", free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NAO_")}
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "cli.main", "up", "--home", str(home), "--port", str(port)]
+    with (tmp_path / "up.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return proc, port
+
+
 def start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     """``uvicorn api.main:app`` on ``port`` with ``env``'s settings; ready (``/readyz``)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NAO_")}

@@ -4,14 +4,11 @@ serves the ``query`` queue beside the main worker, over real HTTP."""
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from service_fixtures import ROOT, free_port, stop, wait_for, wait_succeeded
+from service_fixtures import start_nao_up, stop, wait_for, wait_succeeded
 
 from nao_core.search_space import create_search_space
 
@@ -19,12 +16,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_nao_up_answers_controller_queries(tmp_path: Path) -> None:
-    home, port = tmp_path / "home", free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NAO_")}
-    env["OMP_NUM_THREADS"] = "1"
-    cmd = [sys.executable, "-m", "cli.main", "up", "--home", str(home), "--port", str(port)]
-    log = (tmp_path / "up.log").open("wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    home = tmp_path / "home"
+    proc, port = start_nao_up(tmp_path)
     space = create_search_space("nb201")
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as c:
@@ -75,4 +68,3 @@ def test_nao_up_answers_controller_queries(tmp_path: Path) -> None:
             assert sum(j["kind"] == "query" for j in queries) == 3  # the refused ones: none
     finally:
         stop(proc)
-        log.close()

@@ -7,33 +7,18 @@ architectures, training of the best one, download checked against its sha256.
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from service_fixtures import ROOT, stop, wait_for, wait_succeeded
+from service_fixtures import start_nao_up, stop, wait_for, wait_succeeded
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_nao_up_serves_the_whole_flow(tmp_path: Path) -> None:
-    home, port = tmp_path / "home", _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NAO_")}
-    env["OMP_NUM_THREADS"] = "1"
-    cmd = [sys.executable, "-m", "cli.main", "up", "--home", str(home), "--port", str(port)]
-    log = (tmp_path / "up.log").open("wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    home = tmp_path / "home"
+    proc, port = start_nao_up(tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=10) as c:
@@ -65,6 +50,4 @@ def test_nao_up_serves_the_whole_flow(tmp_path: Path) -> None:
         assert {"nao.sqlite", "broker.sqlite", "storage", "token"} <= files
     finally:
         stop(proc)
-        time.sleep(0.5)
-        log.close()
     assert proc.returncode is not None
