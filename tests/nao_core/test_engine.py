@@ -22,11 +22,7 @@ from nao_core.engine import (
 from nao_core.engine.checkpoint import write_json
 from nao_core.errors import Cancelled, MissingData, TrainingDiverged
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny ops on a busy 2-core machine: a second thread mostly waits at barriers.
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Linear(nn.Module):

@@ -24,9 +24,7 @@ from nao_core.supernet import CnnSupernet
 OPTIM = OptimConfig(lr_max=0.05, weight_decay=3e-4, momentum=0.9)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def supernet(device: str, drop_path_keep_prob: float = 1.0) -> CnnSupernet:

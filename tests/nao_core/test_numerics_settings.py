@@ -24,12 +24,7 @@ from nao_core.utils.provenance import numerics, provenance
 PTB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ptb"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tokens(space_name: str, n: int, seed: int = 0) -> tuple[object, torch.Tensor]:

@@ -22,14 +22,7 @@ V, H, T, B = 50, 16, 7, 3
 REF_ACTS = {0: torch.tanh, 1: torch.relu, 2: torch.sigmoid, 3: lambda x: x}  # NAO-WS mapping
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny matmuls on a busy 2-core machine: a second thread mostly waits at barriers
-    # (seconds per step here), as in test_engine.py.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

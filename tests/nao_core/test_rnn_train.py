@@ -29,12 +29,7 @@ PTB = DATA / "ptb"
 needs_ptb = pytest.mark.skipif(not PTB.is_dir(), reason=f"PTB not found at {PTB}")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

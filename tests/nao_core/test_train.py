@@ -17,10 +17,7 @@ from nao_core.search_space import create_search_space
 from nao_core.search_space.named import get_named_arch, list_named_archs
 from nao_core.train import evaluate_checkpoint, load_model, run_train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)  # tiny ops on a busy machine: see test_ws_search.one_thread
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
